@@ -1,0 +1,42 @@
+// Runtime-agnostic contracts shared by the CLI, the server (onnxruntime-node) and the page (onnxruntime-web).
+// Nothing here may import node: modules.
+
+/** onnx/manifest.json, written by the exporter beside model.onnx. */
+export interface Manifest {
+  format: 'lmp-onnx'
+  version: 1
+  architecture: string // 'LSTM-2000', 'Transformer', ...
+  model: string // file name of the graph, 'model.onnx'
+  tokenizer: string // file name of the tokenizer JSON beside it, 'tokenizer.json'
+  vocabSize: number
+  specialTokens: { bos: number; eos: number; pad: number; unk: number }
+  opset: number
+  irVersion: number
+  maxSeqLen: number | null // longest context the model accepts in one call (Transformer); null = unbounded
+  inputs: TensorSpec[]
+  outputs: TensorSpec[]
+  /** Carried state: each input is fed the matching output of the previous call. */
+  state: { input: string; output: string; shape: (number | string)[]; concatAxis?: number }[]
+  sha256: string // of model.onnx
+  config: Record<string, unknown> // the model options it was built from
+}
+
+export interface TensorSpec {
+  name: string
+  dtype: 'int64' | 'float32'
+  shape: (number | string)[] // symbolic dims as strings: 'batch', 'sequence', 'past'
+}
+
+/** Carried state of a batch: one float32 array per manifest.state entry, with its shape. */
+export type State = { data: Float32Array; dims: number[] }[]
+
+/**
+ * A loaded exported model in some ONNX runtime. `forward` feeds a batch of token rows
+ * (all rows the same length) and the carried state, and returns logits for every position.
+ */
+export interface StepModel {
+  manifest: Manifest
+  initState(batch: number): State
+  forward(ids: number[][], state: State): Promise<{ logits: Float32Array; state: State }>
+  release?(): Promise<void>
+}
