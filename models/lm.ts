@@ -1,0 +1,102 @@
+// Model options, defaults and validation, and the TF.js forward pass and loss shared by training,
+// evaluation and the consistency tests.
+import * as tf from '@tensorflow/tfjs-core'
+import { LmpError } from '../src/errors.ts'
+import { PAD_ID } from '../src/tokenizer/index.ts'
+import { RecurrentLM, RNN_NAMES, type RnnConfig, type ParamSpec } from './rnn.ts'
+import { TfOps } from './tf-ops.ts'
+
+export const MODEL_NAMES = [...RNN_NAMES] as const
+export type ModelConfig = RnnConfig & { labelSmoothing: number }
+export type LanguageModel = RecurrentLM
+
+/** lmp's defaults, except where noted in the README. */
+export const MODEL_DEFAULTS = {
+  dEmb: 1, dHid: 1, nBlk: 1, dBlk: 1, nLyr: 1, pEmb: 0, pHid: 0,
+  initLower: -0.1, initUpper: 0.1, initIb: -1, initOb: -1, initFb: 1, labelSmoothing: 0,
+}
+
+export function createModel(config: ModelConfig): LanguageModel {
+  const c = config
+  if (!(MODEL_NAMES as readonly string[]).includes(c.model)) {
+    throw new LmpError(`unknown model '${c.model}'; choose one of ${MODEL_NAMES.join(', ')}`)
+  }
+  const positive = ['vocabSize', 'dEmb', 'dHid', 'nBlk', 'dBlk', 'nLyr'] as const
+  for (const k of positive) {
+    if (!Number.isInteger(c[k]) || c[k] < 1) throw new LmpError(`${k} must be an integer >= 1, got ${c[k]}`)
+  }
+  for (const k of ['pEmb', 'pHid', 'labelSmoothing'] as const) {
+    if (!(c[k] >= 0 && c[k] < 1)) throw new LmpError(`${k} must be in [0, 1), got ${c[k]}`)
+  }
+  if (!(c.initLower <= c.initUpper)) throw new LmpError('must have init_lower <= init_upper')
+  if (c.initIb > 0 || c.initOb > 0) throw new LmpError('init_ib and init_ob must be <= 0')
+  if (c.initFb < 0) throw new LmpError('init_fb must be >= 0')
+  return new RecurrentLM(c)
+}
+
+/** Fresh weights, each drawn uniformly from its spec's range with the given random source. */
+export function initWeights(model: LanguageModel, random: () => number): Record<string, Float32Array> {
+  const out: Record<string, Float32Array> = {}
+  for (const [name, spec] of Object.entries(model.params()) as [string, ParamSpec][]) {
+    const [lo, hi] = spec.init
+    const data = new Float32Array(spec.shape.reduce((a, b) => a * b, 1))
+    for (let i = 0; i < data.length; i++) data[i] = lo + (hi - lo) * random()
+    out[name] = data
+  }
+  return out
+}
+
+/** Zero state for a batch, in stateSpec order. */
+export function zeroStateTf(model: LanguageModel, batch: number): tf.Tensor[] {
+  return model.stateSpec().map((s) => tf.zeros([batch, s.size]))
+}
+
+/**
+ * Run the model over rows of token ids (batch × steps), one step at a time: on the wasm backend small
+ * per-step tensors are far cheaper than slicing one big sequence tensor (../shared/MEASURED.md).
+ * Returns the logits of each step ([batch, vocab]) and the final state.
+ */
+export function forwardTf(
+  model: LanguageModel,
+  o: TfOps,
+  ids: number[][],
+  state: tf.Tensor[] = zeroStateTf(model, ids.length),
+): { logits: tf.Tensor2D[]; state: tf.Tensor[] } {
+  const spec = model.stateSpec()
+  const perLayer = (l: number) => spec.map((s, i) => (s.layer === l ? i : -1)).filter((i) => i >= 0)
+  const layerIdx = Array.from({ length: model.config.nLyr }, (_, l) => perLayer(l))
+  let st = [...state]
+  const logits: tf.Tensor2D[] = []
+  const steps = ids[0]?.length ?? 0
+  for (let t = 0; t < steps; t++) {
+    let x = model.embed(o, tf.tensor1d(ids.map((row) => row[t]), 'int32'))
+    layerIdx.forEach((idx, l) => {
+      const next = model.cell(o, l, model.inputProjection(o, l, x), idx.map((i) => st[i]))
+      idx.forEach((i, k) => (st[i] = next[k]))
+      x = model.between(o, next[0])
+    })
+    logits.push(model.head(o, x) as tf.Tensor2D)
+  }
+  return { logits, state: st }
+}
+
+/**
+ * Cross-entropy of per-step logits against target rows, averaged over the targets that are not PAD
+ * (lmp's loss), with optional label smoothing over all classes.
+ */
+export function lossTf(logits: tf.Tensor2D[], targets: number[][], labelSmoothing = 0): { loss: tf.Scalar; count: number } {
+  const vocab = logits[0].shape[1]
+  let count = 0
+  const terms = logits.map((lg, t) => {
+    const col = targets.map((row) => row[t])
+    const weights = col.map((id) => (id === PAD_ID ? 0 : 1))
+    count += weights.reduce((a, b) => a + b, 0)
+    const logp = tf.logSoftmax(lg)
+    let target = tf.cast(tf.oneHot(tf.tensor1d(col, 'int32'), vocab), 'float32')
+    if (labelSmoothing > 0) target = tf.add(tf.mul(target, 1 - labelSmoothing), labelSmoothing / vocab)
+    const nll = tf.neg(tf.sum(tf.mul(logp, target), -1))
+    return tf.sum(tf.mul(nll, tf.tensor1d(weights)))
+  })
+  const total = terms.length === 1 ? terms[0] : tf.addN(terms)
+  return { loss: tf.div(total, Math.max(count, 1)) as tf.Scalar, count }
+}

@@ -1,0 +1,76 @@
+// The experiment folder (DESIGN.md "Artifacts"): exp/NAME/{config.json, tokenizer.json,
+// ckpt-STEP.safetensors, ckpt-STEP.optim.safetensors, metrics.jsonl, onnx/}. Node only.
+import { existsSync, readdirSync, readFileSync } from 'node:fs'
+import { join, resolve } from 'node:path'
+import { LmpError } from './errors.ts'
+
+/** Where experiments live: $LMP_EXP_DIR, else ./exp. */
+export function expRoot(): string {
+  return resolve(process.env.LMP_EXP_DIR || 'exp')
+}
+
+const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/
+
+/** The folder of experiment `name`; names cannot climb out of the experiment root. */
+export function expDir(name: string): string {
+  if (!NAME.test(name) || name.includes('..')) {
+    throw new LmpError(`invalid experiment name '${name}': use letters, digits, '.', '_' and '-'`)
+  }
+  return join(expRoot(), name)
+}
+
+/** An existing experiment's folder, or a one-line error naming the ones there are. */
+export function existingExpDir(name: string): string {
+  const dir = expDir(name)
+  if (!existsSync(join(dir, 'config.json'))) {
+    const known = existsSync(expRoot()) ? readdirSync(expRoot()).filter((d) => existsSync(join(expRoot(), d, 'config.json'))) : []
+    throw new LmpError(`unknown experiment '${name}' (no ${join(dir, 'config.json')})${known.length ? `; experiments: ${known.join(', ')}` : ''}`)
+  }
+  return dir
+}
+
+export function readJson(path: string, what: string): any {
+  let text: string
+  try {
+    text = readFileSync(path, 'utf8')
+  } catch {
+    throw new LmpError(`missing ${what}: ${path}`)
+  }
+  try {
+    return JSON.parse(text)
+  } catch {
+    throw new LmpError(`corrupt ${what} (not JSON): ${path}`)
+  }
+}
+
+/** Checkpoint steps present in an experiment folder, ascending. */
+export function listCheckpoints(dir: string): number[] {
+  if (!existsSync(dir)) return []
+  return readdirSync(dir)
+    .map((f) => /^ckpt-(\d+)\.safetensors$/.exec(f))
+    .filter((m): m is RegExpExecArray => m !== null)
+    .map((m) => Number(m[1]))
+    .sort((a, b) => a - b)
+}
+
+/** lmp's checkpoint ranges: first -1 = only the latest; last -1 = up to the latest. */
+export function selectCheckpoints(all: number[], first: number, last: number): number[] {
+  if (all.length === 0) return []
+  const max = all[all.length - 1]
+  if (first === -1) return [max]
+  const hi = last === -1 ? max : last
+  return all.filter((c) => c >= first && c <= hi)
+}
+
+export function checkpointPath(dir: string, step: number): string {
+  return join(dir, `ckpt-${step}.safetensors`)
+}
+
+/** The step of checkpoint `ckpt` (-1 = latest), or a one-line error. */
+export function resolveCheckpoint(dir: string, ckpt: number): number {
+  const all = listCheckpoints(dir)
+  if (all.length === 0) throw new LmpError(`no checkpoint in ${dir}: train the model first`)
+  if (ckpt === -1) return all[all.length - 1]
+  if (!all.includes(ckpt)) throw new LmpError(`missing checkpoint ${ckpt} in ${dir}; there are: ${all.join(', ')}`)
+  return ckpt
+}

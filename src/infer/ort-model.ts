@@ -1,0 +1,59 @@
+// A StepModel over an ONNX Runtime session. onnxruntime-node and onnxruntime-web share this API, so the
+// server, the CLI and the page run the same code; the caller passes in whichever `ort` it has.
+import type { Manifest, State, StepModel } from './types.ts'
+
+// The few parts of onnxruntime-common we use (so this file needs neither runtime as a dependency).
+interface OrtTensor { data: unknown; dims: readonly number[] }
+interface OrtSession {
+  run(feeds: Record<string, OrtTensor>): Promise<Record<string, OrtTensor>>
+  release(): Promise<void>
+}
+export interface OrtLike {
+  InferenceSession: { create(model: Uint8Array, options?: object): Promise<OrtSession> }
+  Tensor: new (type: string, data: Float32Array | BigInt64Array, dims: number[]) => OrtTensor
+}
+
+export interface OrtModelOptions {
+  executionProviders?: string[]
+  intraOpNumThreads?: number
+}
+
+/** Concrete dims of a state entry for a batch: 'batch' → batch, 'past' (a KV cache) → 0. */
+function stateDims(shape: (number | string)[], batch: number): number[] {
+  return shape.map((d) => (d === 'batch' ? batch : typeof d === 'number' ? d : 0))
+}
+
+export async function loadOrtModel(ort: OrtLike, modelBytes: Uint8Array, manifest: Manifest, opts: OrtModelOptions = {}): Promise<StepModel> {
+  const session = await ort.InferenceSession.create(modelBytes, {
+    executionProviders: opts.executionProviders ?? ['cpu'],
+    graphOptimizationLevel: 'all',
+    ...(opts.intraOpNumThreads ? { intraOpNumThreads: opts.intraOpNumThreads } : {}),
+  })
+  return {
+    manifest,
+    initState(batch: number): State {
+      return manifest.state.map((s) => {
+        const dims = stateDims(s.shape, batch)
+        return { dims, data: new Float32Array(dims.reduce((a, b) => a * b, 1)) }
+      })
+    },
+    async forward(ids: number[][], state: State) {
+      const batch = ids.length
+      const steps = ids[0]?.length ?? 0
+      if (batch === 0 || steps === 0) throw new Error('forward needs at least one row with at least one token')
+      const flat = new BigInt64Array(batch * steps)
+      ids.forEach((row, b) => {
+        if (row.length !== steps) throw new Error('all rows of a batch must have the same length')
+        row.forEach((id, t) => (flat[b * steps + t] = BigInt(id)))
+      })
+      const feeds: Record<string, OrtTensor> = { input_ids: new ort.Tensor('int64', flat, [batch, steps]) }
+      manifest.state.forEach((s, i) => (feeds[s.input] = new ort.Tensor('float32', state[i].data, state[i].dims)))
+      const out = await session.run(feeds)
+      return {
+        logits: out.logits.data as Float32Array,
+        state: manifest.state.map((s) => ({ data: out[s.output].data as Float32Array, dims: [...out[s.output].dims] })),
+      }
+    },
+    release: () => session.release(),
+  }
+}
