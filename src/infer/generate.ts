@@ -1,0 +1,221 @@
+// Text generation. `Generation` is the per-request state machine (prompt ids, sampling, streamed text,
+// stop strings, finish reason) that knows nothing of the runtime, so a batching server can drive many
+// of them with shared model calls; `generate`/`generateText` drive one with a StepModel.
+// Browser-safe: no node: imports.
+import { LmpError } from '../errors.ts'
+import { EOS_ID, type Tokenizer } from '../tokenizer/index.ts'
+import { createRng, randomSeed, type Rng } from './rng.ts'
+import { checkSampling, logSumExp, pickToken, topLogprobs, type ResolvedSampling, type TokenLogprob } from './sampling.ts'
+import type { StepModel } from './types.ts'
+
+/** The part of a tokenizer that generation uses. */
+export type TextCodec = Pick<Tokenizer, 'enc' | 'dec'>
+
+export interface GenerateOptions {
+  maxNewTokens: number
+  temperature?: number
+  topK?: number
+  topP?: number
+  repetitionPenalty?: number
+  /** Same seed and options → same tokens, in Node and in the browser. Default: a random seed. */
+  seed?: number
+  /** The output is cut before the first occurrence of any of these. */
+  stop?: string[]
+  /** When set, each event carries the chosen token's log-probability and this many top alternatives. */
+  logprobs?: number
+  /** The model's context limit (manifest.maxSeqLen); generate() takes it from the model. */
+  maxSeqLen?: number | null
+}
+
+/** 'eos': the model ended the text; 'stop': a stop string; 'length': max_new_tokens or the context is full. */
+export type FinishReason = 'stop' | 'length' | 'eos'
+
+export interface GenerationEvent {
+  tokenId: number
+  /** New text since the previous event; all deltas concatenated equal the generation's final text. */
+  textDelta: string
+  done: boolean
+  finishReason?: FinishReason
+  /** ln p(token) under the model's own distribution (before temperature, top-k, ...), when asked for. */
+  logprob?: number
+  topLogprobs?: TokenLogprob[]
+}
+
+// Decoding the output together with the prompt's last tokens shows the whitespace between them
+// (dec strips its ends), so `text` is the continuation as it reads after the prompt: ' 3' after 'you get'.
+const PROMPT_CONTEXT_TOKENS = 8
+
+export class Generation {
+  /** enc(prompt) without its final EOS (BOS kept): what the first model call is fed. */
+  readonly promptIds: number[]
+  /** Every sampled token, the final EOS included. */
+  readonly tokenIds: number[] = []
+  readonly seed: number
+  /** The text streamed so far (the final text once done). */
+  text = ''
+  done = false
+  finishReason?: FinishReason
+
+  private readonly tokenizer: TextCodec
+  private readonly sampling: ResolvedSampling
+  private readonly rng: Rng
+  private readonly maxNewTokens: number
+  private readonly maxSeqLen: number | null
+  private readonly stop: string[]
+  private readonly logprobs?: number
+  private readonly seen: Set<number> // prompt and output ids, for the repetition penalty
+  private readonly contextIds: number[]
+  private readonly contextText: string
+
+  constructor(tokenizer: TextCodec, prompt: string, opts: GenerateOptions) {
+    const { maxNewTokens, seed, stop = [], logprobs, maxSeqLen = null } = opts
+    if (!Number.isInteger(maxNewTokens) || maxNewTokens < 0) {
+      throw new LmpError(`max_new_tokens must be an integer >= 0, got ${maxNewTokens}`)
+    }
+    if (seed !== undefined && !Number.isSafeInteger(seed)) throw new LmpError(`seed must be an integer, got ${seed}`)
+    if (!Array.isArray(stop) || stop.some((s) => typeof s !== 'string' || s === '')) {
+      throw new LmpError('stop must be a list of non-empty strings')
+    }
+    if (logprobs !== undefined && (!Number.isInteger(logprobs) || logprobs < 0)) {
+      throw new LmpError(`logprobs must be an integer >= 0, got ${logprobs}`)
+    }
+    if (typeof prompt !== 'string') throw new LmpError('the prompt must be a string')
+    this.sampling = checkSampling(opts)
+    this.tokenizer = tokenizer
+    this.maxNewTokens = maxNewTokens
+    this.maxSeqLen = maxSeqLen
+    this.stop = stop
+    this.logprobs = logprobs
+    this.seed = seed ?? randomSeed()
+    this.rng = createRng(this.seed)
+
+    const ids = tokenizer.enc(prompt)
+    this.promptIds = ids[ids.length - 1] === EOS_ID ? ids.slice(0, -1) : ids
+    if (this.promptIds.length === 0) throw new LmpError('the prompt encodes to no tokens')
+    if (maxSeqLen !== null && this.promptIds.length > maxSeqLen) {
+      throw new LmpError(`the prompt is ${this.promptIds.length} tokens but the model's context is ${maxSeqLen}`)
+    }
+    this.seen = new Set(this.promptIds)
+    this.contextIds = this.promptIds.slice(-PROMPT_CONTEXT_TOKENS)
+    this.contextText = tokenizer.dec(this.contextIds, { rmSpTks: true })
+    if (maxNewTokens === 0) this.finish('length')
+  }
+
+  /** The ids the next model call must be fed: the whole prompt first (prefill), then the last token. */
+  get inputIds(): number[] {
+    return this.tokenIds.length === 0 ? this.promptIds : [this.tokenIds[this.tokenIds.length - 1]]
+  }
+
+  /** Pick the next token from the logits of the last fed position, and say what text it adds. */
+  accept(logitsRow: Float32Array): GenerationEvent {
+    if (this.done) throw new Error('Generation.accept() called after the generation finished')
+    const tokenId = pickToken(logitsRow, this.sampling, this.seen, this.rng)
+    this.tokenIds.push(tokenId)
+    this.seen.add(tokenId)
+    const event: GenerationEvent = { tokenId, textDelta: '', done: false }
+    if (this.logprobs !== undefined) {
+      const lse = logSumExp(logitsRow)
+      event.logprob = logitsRow[tokenId] - lse
+      if (this.logprobs > 0) event.topLogprobs = topLogprobs(logitsRow, this.logprobs, lse)
+    }
+
+    const decoded = this.decodeOutput()
+    let finish: FinishReason | undefined = tokenId === EOS_ID ? 'eos' : undefined
+    let visible: string
+    const stopAt = finish ? -1 : this.findStop(decoded)
+    if (stopAt >= 0) {
+      finish = 'stop'
+      visible = decoded.slice(0, stopAt)
+    } else {
+      if (!finish && (this.tokenIds.length >= this.maxNewTokens || this.contextFull())) finish = 'length'
+      // While running, hold back text that may be the start of a stop string.
+      visible = finish ? decoded : decoded.slice(0, decoded.length - this.stopPrefixLength(decoded))
+    }
+    // Streamed text is never taken back. Normally `visible` extends it; only a Unicode normalization that
+    // rewrites an already streamed character (a combining mark after it) breaks that, and then the
+    // stream keeps what it sent and goes on from the same length.
+    event.textDelta = visible.slice(this.text.length)
+    this.text += event.textDelta
+    if (finish) {
+      this.finish(finish)
+      event.done = true
+      event.finishReason = finish
+    }
+    return event
+  }
+
+  private finish(reason: FinishReason): void {
+    this.done = true
+    this.finishReason = reason
+  }
+
+  /** Feeding the last token would go past the model's context (Transformer positions). */
+  private contextFull(): boolean {
+    return this.maxSeqLen !== null && this.promptIds.length + this.tokenIds.length > this.maxSeqLen
+  }
+
+  /** The output as it reads after the prompt (specials removed). */
+  private decodeOutput(): string {
+    const withContext = this.tokenizer.dec([...this.contextIds, ...this.tokenIds], { rmSpTks: true })
+    if (withContext.startsWith(this.contextText)) return withContext.slice(this.contextText.length)
+    return this.tokenizer.dec(this.tokenIds, { rmSpTks: true })
+  }
+
+  /** Where the earliest stop string starts in `text`, or -1. */
+  private findStop(text: string): number {
+    let first = -1
+    for (const s of this.stop) {
+      const at = text.indexOf(s)
+      if (at >= 0 && (first < 0 || at < first)) first = at
+    }
+    return first
+  }
+
+  /** The length of the longest end of `text` that is a proper start of some stop string. */
+  private stopPrefixLength(text: string): number {
+    let longest = 0
+    for (const s of this.stop) {
+      for (let k = Math.min(s.length - 1, text.length); k > longest; k--) {
+        if (text.endsWith(s.slice(0, k))) {
+          longest = k
+          break
+        }
+      }
+    }
+    return longest
+  }
+}
+
+/** One sequence through the model: the prompt in one call (prefill), then one call per new token,
+ * carrying the state. */
+async function* drive(model: StepModel, gen: Generation): AsyncGenerator<GenerationEvent> {
+  let state = model.initState(1)
+  while (!gen.done) {
+    const ids = gen.inputIds
+    const out = await model.forward([ids], state)
+    state = out.state
+    const vocab = out.logits.length / ids.length
+    yield gen.accept(out.logits.subarray((ids.length - 1) * vocab, ids.length * vocab))
+  }
+}
+
+/** Stream the events of one generation (stop early by leaving the for-await loop). */
+export async function* generate(
+  model: StepModel,
+  tokenizer: TextCodec,
+  prompt: string,
+  opts: GenerateOptions,
+): AsyncGenerator<GenerationEvent> {
+  yield* drive(model, new Generation(tokenizer, prompt, { ...opts, maxSeqLen: model.manifest.maxSeqLen }))
+}
+
+export async function generateText(
+  model: StepModel,
+  tokenizer: TextCodec,
+  prompt: string,
+  opts: GenerateOptions,
+): Promise<{ text: string; tokenIds: number[]; finishReason: FinishReason }> {
+  const gen = new Generation(tokenizer, prompt, { ...opts, maxSeqLen: model.manifest.maxSeqLen })
+  for await (const _event of drive(model, gen)) { /* run to the end */ }
+  return { text: gen.text, tokenIds: gen.tokenIds.slice(), finishReason: gen.finishReason! }
+}
