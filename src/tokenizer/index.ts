@@ -4,11 +4,13 @@ import { LmpError } from '../errors.ts'
 import { VocabTokenizer, type TokenizerName, type TokenizerOptions } from './base.ts'
 import { CharTokenizer } from './character.ts'
 import { WhitespaceTokenizer } from './whitespace.ts'
+import { BPETokenizer } from './bpe.ts'
 import { BOS_ID, EOS_ID, PAD_ID, SPECIAL_TOKENS, UNK_ID } from './special.ts'
 
 export { BOS_ID, EOS_ID, PAD_ID, UNK_ID, SPECIAL_TOKENS }
 export type { TokenizerName, TokenizerOptions }
 export { normText, pyLower, PY_WHITESPACE } from './norm.ts'
+export { CharTokenizer, WhitespaceTokenizer, BPETokenizer }
 
 export interface Tokenizer {
   readonly name: TokenizerName
@@ -31,6 +33,7 @@ type Factory = (opts: TokenizerOptions) => Tokenizer
 const factories: Partial<Record<TokenizerName, Factory>> = {
   character: (o) => new CharTokenizer(o),
   whitespace: (o) => new WhitespaceTokenizer(o),
+  BPE: (o) => new BPETokenizer(o),
 }
 
 /** Used by gpt2.ts / bpe.ts to register themselves without index.ts importing optional packages. */

@@ -1,20 +1,9 @@
-import t, { type Test } from 'tap'
+import t from 'tap'
 import fc from 'fast-check'
 import {
   BOS_ID, EOS_ID, PAD_ID, UNK_ID, SPECIAL_TOKENS, createTokenizer, padToMax, encBatch, tokenizerFromJSON,
 } from '../../src/tokenizer/index.ts'
-import { LmpError } from '../../src/errors.ts'
-
-/** tap matches an error class by name, and LmpError does not set one: check instanceof instead. */
-export function throwsLmp(t: Test, fn: () => unknown, msg?: RegExp) {
-  try {
-    fn()
-    t.fail('expected an LmpError')
-  } catch (err) {
-    t.ok(err instanceof LmpError, `LmpError: ${(err as Error).message}`)
-    if (msg) t.match((err as Error).message, msg)
-  }
-}
+import { throwsLmp, nastyText, manyDistinctChars } from './helpers.ts'
 
 t.test('special token ids are lmp\'s', async (t) => {
   t.same([BOS_ID, EOS_ID, PAD_ID, UNK_ID], [0, 1, 2, 3])
@@ -70,10 +59,8 @@ t.test('build_vocab: count order, ties by first appearance, enc/dec', async (t) 
 })
 
 t.test('max_vocab counts the specials; min_count', async (t) => {
-  const all: string[] = []
-  for (let cp = 0x4e00; all.length < 65536; cp++) if (cp < 0xd800 || cp > 0xdfff) all.push(String.fromCodePoint(cp))
   const tk = createTokenizer('character', { maxVocab: 10 })
-  tk.buildVocab([all.join('')])
+  tk.buildVocab([manyDistinctChars()])
   t.equal(tk.vocabSize, 10)
   const tk2 = createTokenizer('character', { minCount: 2 })
   tk2.buildVocab(['aab', 'cc'])
@@ -115,19 +102,6 @@ t.test('JSON round trip and malformed JSON', async (t) => {
   throwsLmp(t, () => tokenizerFromJSON({ ...json, tk2id: { ...json.tk2id, q: 999 } }))
   throwsLmp(t, () => tokenizerFromJSON({ ...json, max_vocab: 'big' }))
 })
-
-// Random text over everything that makes tokenizers go wrong: astral characters, combining marks,
-// every Python/JS whitespace code point, special tokens and their fragments.
-const WHITESPACE = [...'\t\n\v\f\r\u001c\u001d\u001e\u001f \u0085\u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000\ufeff']
-export const nastyText = fc.array(
-  fc.oneof(
-    fc.string({ unit: 'binary', maxLength: 4 }),
-    fc.constantFrom(...WHITESPACE),
-    fc.constantFrom('\u0301', '\u0308', '\u20dd', 'e\u0301', '\u1100\u1161', '😀', '𝔘', '\u{10ffff}', 'ﬁ', '①'),
-    fc.constantFrom('<bos>', '<eos>', '<pad>', '<unk>', '<', '>', 'bos'),
-  ),
-  { maxLength: 12 },
-).map((parts) => parts.join(''))
 
 t.test('round trip dec(enc(x)) == norm(x) for in-vocabulary text (property)', async (t) => {
   for (const isUncased of [false, true]) {
