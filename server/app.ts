@@ -1,0 +1,211 @@
+// The express application: OpenAI-style JSON endpoints under /v1, health and metrics, the web page at /,
+// the onnxruntime-web runtime files under /ort/ and the exported model files under /models/NAME/.
+// createApp takes its models (and optionally an engine) from the caller, so tests can inject fakes.
+import { timingSafeEqual, createHash } from 'node:crypto'
+import { createRequire } from 'node:module'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import express, { type NextFunction, type Request, type Response } from 'express'
+import { pino, type Logger } from 'pino'
+import { completionsHandler, findModel, type RouteContext } from './completions.ts'
+import { createDirectEngine, type Engine } from './engine.ts'
+import { errorHandler, HttpError, sendError } from './errors.ts'
+import { Metrics } from './metrics.ts'
+import { ModelRegistry, type ServedModel } from './models.ts'
+import { defaultLimits, Validator, type ServerLimits } from './validation.ts'
+
+export interface AppOptions {
+  models: ModelRegistry | ServedModel[]
+  engine?: Engine
+  /** Bearer token required on /v1/* and /metrics when set. */
+  apiKey?: string
+  limits?: Partial<ServerLimits>
+  logger?: Logger
+  /** The built page (default web/dist). */
+  webDir?: string
+  /** onnxruntime-web's dist folder (default: resolved from node_modules). */
+  ortDir?: string
+}
+
+export interface App extends express.Express {
+  locals: { registry: ModelRegistry; engine: Engine; metrics: Metrics; limits: ServerLimits } & Record<string, unknown>
+}
+
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
+export const defaultWebDir = path.join(repoRoot, 'web', 'dist')
+
+export function defaultOrtDir(): string {
+  // The package's node entry is dist/ort.node.min.js, so its folder is dist/.
+  return path.dirname(createRequire(import.meta.url).resolve('onnxruntime-web'))
+}
+
+function bearerCheck(apiKey: string) {
+  const expected = createHash('sha256').update(apiKey).digest()
+  return (req: Request, res: Response, next: NextFunction) => {
+    const header = req.get('authorization') ?? ''
+    const m = /^Bearer\s+(.+)$/i.exec(header)
+    const given = createHash('sha256').update(m ? m[1].trim() : '').digest()
+    if (m && timingSafeEqual(given, expected)) return next()
+    res.set('WWW-Authenticate', 'Bearer')
+    sendError(res, 401, 'missing or invalid API key (send Authorization: Bearer KEY)', null, 'invalid_api_key')
+  }
+}
+
+export function createApp(opts: AppOptions): App {
+  const registry = Array.isArray(opts.models) ? new ModelRegistry(opts.models) : opts.models
+  const limits: ServerLimits = { ...defaultLimits, ...opts.limits }
+  const log = opts.logger ?? pino({ level: 'info' })
+  const engine = opts.engine ?? createDirectEngine()
+  const metrics = new Metrics()
+  const validator = new Validator(limits)
+  const ctx: RouteContext = { models: registry, engine, validator, limits, metrics, log }
+  const webDir = opts.webDir ?? defaultWebDir
+  const ortDir = opts.ortDir ?? defaultOrtDir()
+
+  const app = express() as unknown as App
+  app.locals.registry = registry
+  app.locals.engine = engine
+  app.locals.metrics = metrics
+  app.locals.limits = limits
+  app.disable('x-powered-by')
+  app.set('etag', false)
+  app.set('query parser', 'simple')
+
+  // Cross-origin isolation (SharedArrayBuffer, so onnxruntime-web can run multi-threaded WASM), on every response.
+  app.use((req, res, next) => {
+    res.set({
+      'Cross-Origin-Opener-Policy': 'same-origin',
+      'Cross-Origin-Embedder-Policy': 'require-corp',
+      'Cross-Origin-Resource-Policy': 'same-origin',
+      'X-Content-Type-Options': 'nosniff',
+    })
+    const start = performance.now()
+    res.on('finish', () => {
+      const seconds = (performance.now() - start) / 1000
+      const route = (req.route?.path as string | undefined) ?? (req.path.startsWith('/v1/') ? 'unknown' : 'static')
+      metrics.request(route, res.statusCode, seconds)
+      log.info({ method: req.method, url: req.originalUrl.slice(0, 200), status: res.statusCode, ms: Math.round(seconds * 1000) }, 'request')
+    })
+    next()
+  })
+
+  app.get('/health', (_req, res) => {
+    if (!registry.ready) return res.status(503).json({ status: 'loading' })
+    res.json({ status: 'ok', models: registry.list().map((m) => m.name) })
+  })
+
+  const auth = opts.apiKey ? bearerCheck(opts.apiKey) : (_req: Request, _res: Response, next: NextFunction) => next()
+
+  app.get('/metrics', auth, (_req, res) => {
+    res.type('text/plain; version=0.0.4').send(metrics.render({ queueDepth: engine.active, modelsLoaded: registry.list().length }))
+  })
+
+  // Every POST body is parsed as JSON whatever its Content-Type (curl -d sends form encoding by default).
+  const json = express.json({ limit: limits.bodyBytes, type: () => true, strict: false })
+  const v1 = express.Router()
+  v1.use(auth)
+
+  v1.get('/models', (_req, res) => {
+    res.json({
+      object: 'list',
+      data: registry.list().map((m) => ({
+        id: m.name,
+        object: 'model',
+        created: m.created ?? 0,
+        owned_by: 'lmp',
+        architecture: m.manifest.architecture,
+        vocab_size: m.manifest.vocabSize,
+        max_seq_len: m.manifest.maxSeqLen,
+      })),
+    })
+  })
+
+  v1.post('/completions', json, completionsHandler(ctx))
+
+  v1.post('/perplexity', json, async (req, res) => {
+    const body = validator.check<{ model?: string; text: string; per_token?: boolean | null; top_logprobs?: number | null }>('perplexity', req.body)
+    const m = findModel(registry, body.model)
+    const tokenCount = m.tokenizer.enc(body.text).length
+    if (tokenCount > limits.maxPromptTokens) {
+      throw new HttpError(400, `text has ${tokenCount} tokens; the limit is ${limits.maxPromptTokens}`, 'text', 'text_too_long')
+    }
+    const closed = new AbortController()
+    res.on('close', () => { if (!res.writableFinished) closed.abort() })
+    const perToken = body.per_token === true || (body.top_logprobs ?? 0) > 0
+    const r = await engine.score(m, body.text, { perToken, alternatives: body.top_logprobs ?? undefined }, closed.signal)
+    metrics.tokens(m.name, r.tokens, 0)
+    const str = (id: number) => m.tokenizer.dec([id])
+    res.json({
+      object: 'perplexity',
+      model: m.name,
+      tokens: r.tokens,
+      nats_per_token: r.natsPerToken,
+      bits_per_token: r.bitsPerToken,
+      perplexity: r.ppl,
+      total_nll: r.nll,
+      ...(r.perToken
+        ? {
+            per_token: r.perToken.map((p) => ({
+              token_id: p.tokenId,
+              token: str(p.tokenId),
+              logprob: p.logprob,
+              ...(p.top ? { top_logprobs: p.top.map((a) => ({ token_id: a.tokenId, token: str(a.tokenId), logprob: a.logprob })) } : {}),
+            })),
+          }
+        : {}),
+    })
+  })
+
+  v1.post('/tokenize', json, (req, res) => {
+    const body = validator.check<{ model?: string; text?: string; prompt?: string }>('tokenize', req.body)
+    const m = findModel(registry, body.model)
+    const tokens = m.tokenizer.enc(body.text ?? body.prompt ?? '')
+    res.json({ model: m.name, tokens, count: tokens.length, strings: tokens.map((t) => m.tokenizer.dec([t])) })
+  })
+
+  v1.post('/detokenize', json, (req, res) => {
+    const body = validator.check<{ model?: string; tokens: number[] }>('detokenize', req.body)
+    const m = findModel(registry, body.model)
+    const bad = body.tokens.findIndex((t) => t >= m.manifest.vocabSize)
+    if (bad >= 0) throw new HttpError(400, `tokens[${bad}] is ${body.tokens[bad]}; the vocabulary has ${m.manifest.vocabSize} tokens`, 'tokens', 'invalid_value')
+    res.json({ model: m.name, text: m.tokenizer.dec(body.tokens, { rmSpTks: true }) })
+  })
+
+  v1.use((req, res) => sendError(res, 404, `no such endpoint: ${req.method} ${req.baseUrl}${req.path}`.slice(0, 300), null, 'unknown_url'))
+  app.use('/v1', v1)
+
+  // The page's model list and the exported files, only the three a model folder has (no path from the URL
+  // ever reaches the file system).
+  app.get('/models/index.json', (_req, res) => {
+    res.json({ models: registry.list().map((m) => ({ name: m.name, architecture: m.manifest.architecture, path: `models/${m.name}/` })) })
+  })
+  app.get('/models/:name/:file', (req, res) => {
+    const m = registry.get(String(req.params.name))
+    const files = m?.files
+    const file = String(req.params.file)
+    const abs = !m || !files ? undefined
+      : file === 'manifest.json' ? files.manifest
+      : file === m.manifest.model ? files.model
+      : file === m.manifest.tokenizer ? files.tokenizer
+      : undefined
+    if (!abs || String(req.params.name) !== m!.name) return sendError(res, 404, 'no such model file', null, 'not_found')
+    res.sendFile(abs, { headers: { 'Cache-Control': 'no-cache' } })
+  })
+
+  // onnxruntime-web's runtime (.mjs glue and .wasm), served from node_modules: no CDN.
+  app.use('/ort', (req, res, next) => {
+    if (!/^\/ort-wasm[\w.-]*\.(mjs|wasm)$/.test(req.path)) return sendError(res, 404, 'not found', null, 'not_found')
+    next()
+  }, express.static(ortDir, { index: false, fallthrough: false, maxAge: '1h' }))
+
+  app.use(express.static(webDir, { index: 'index.html', maxAge: 0 }))
+  app.get('/', (_req, res) => {
+    // Only reached when the page is not built.
+    res.status(503).type('text/plain').send(`The web page is not built (${webDir} is missing): run npm run build:web\n`)
+  })
+
+  app.use((req, res) => sendError(res, 404, `not found: ${req.method} ${req.path}`.slice(0, 300), null, 'not_found'))
+  app.use(errorHandler(log))
+  return app
+}
+

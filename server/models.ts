@@ -1,0 +1,142 @@
+// Loading exported experiments (exp/NAME/onnx/{manifest.json, model.onnx, tokenizer.json}) into
+// onnxruntime-node, and the registry of models a server holds, addressed by name.
+import { createHash } from 'node:crypto'
+import { readFile, stat } from 'node:fs/promises'
+import path from 'node:path'
+import { LmpError } from '../src/errors.ts'
+import type { Manifest, StepModel } from '../src/infer/types.ts'
+import { tokenizerFromJSON, type Tokenizer } from '../src/tokenizer/index.ts'
+
+export interface ServedModel {
+  name: string
+  model: StepModel
+  tokenizer: Tokenizer
+  manifest: Manifest
+  /** Absolute paths of the exported files, served to the page under /models/NAME/. */
+  files?: { manifest: string; model: string; tokenizer: string }
+  /** Unix seconds when it was loaded (the `created` of /v1/models). */
+  created?: number
+}
+
+export interface LoadOptions {
+  name?: string
+  executionProviders?: string[]
+  numThreads?: number
+}
+
+/** A model name that can be used in a URL and can never address another folder. */
+export const MODEL_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/
+
+/**
+ * `--exp NAME` means exp/NAME (under expRoot); anything with a path separator is taken as a folder path.
+ * The name a model is served under is the folder's base name.
+ */
+export function resolveExperimentDir(exp: string, expRoot = 'exp'): { name: string; dir: string } {
+  if (exp.includes('/') || exp.includes(path.sep)) {
+    const dir = path.resolve(exp)
+    return { name: path.basename(dir), dir }
+  }
+  if (!MODEL_NAME.test(exp)) throw new LmpError(`invalid experiment name '${exp}' (letters, digits, '.', '_' and '-')`)
+  return { name: exp, dir: path.resolve(expRoot, exp) }
+}
+
+async function readOrFail(file: string, what: string, hint: string): Promise<Buffer> {
+  try {
+    return await readFile(file)
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    if (code === 'ENOENT') throw new LmpError(`${what} not found: ${file} (${hint})`)
+    throw new LmpError(`cannot read ${file}: ${(err as Error).message}`)
+  }
+}
+
+/** Reads DIR/onnx/manifest.json, model.onnx and tokenizer.json, checks the checksum, opens the session. */
+export async function loadExperimentModel(dir: string, opts: LoadOptions = {}): Promise<ServedModel> {
+  const name = opts.name ?? path.basename(path.resolve(dir))
+  if (!MODEL_NAME.test(name)) throw new LmpError(`invalid model name '${name}' (letters, digits, '.', '_' and '-')`)
+  const exists = await stat(dir).then((s) => s.isDirectory(), () => false)
+  if (!exists) throw new LmpError(`unknown experiment '${name}': no folder ${dir}`)
+  const onnxDir = path.join(dir, 'onnx')
+  const hint = `run: lmp export-onnx --exp-name ${name}`
+  const manifestPath = path.join(onnxDir, 'manifest.json')
+  const manifestText = (await readOrFail(manifestPath, 'exported model', hint)).toString('utf8')
+  let manifest: Manifest
+  try {
+    manifest = JSON.parse(manifestText)
+  } catch {
+    throw new LmpError(`corrupt manifest: ${manifestPath} is not valid JSON (${hint})`)
+  }
+  if (manifest?.format !== 'lmp-onnx' || typeof manifest.model !== 'string' || typeof manifest.tokenizer !== 'string') {
+    throw new LmpError(`corrupt manifest: ${manifestPath} is not an lmp-onnx manifest (${hint})`)
+  }
+  // The manifest names its files; they must sit beside it.
+  for (const f of [manifest.model, manifest.tokenizer]) {
+    if (path.basename(f) !== f) throw new LmpError(`corrupt manifest: file name '${f}' must not contain a path`)
+  }
+  const files = {
+    manifest: manifestPath,
+    model: path.join(onnxDir, manifest.model),
+    tokenizer: path.join(onnxDir, manifest.tokenizer),
+  }
+  const modelBytes = await readOrFail(files.model, 'ONNX model', hint)
+  const sha256 = createHash('sha256').update(modelBytes).digest('hex')
+  if (sha256 !== manifest.sha256) {
+    throw new LmpError(`corrupt ONNX model: ${files.model} does not match the sha256 in its manifest (${hint})`)
+  }
+  let tokenizerJson: unknown
+  try {
+    tokenizerJson = JSON.parse((await readOrFail(files.tokenizer, 'tokenizer', hint)).toString('utf8'))
+  } catch (err) {
+    if (err instanceof LmpError) throw err
+    throw new LmpError(`corrupt tokenizer: ${files.tokenizer} is not valid JSON`)
+  }
+  const tokenizer = tokenizerFromJSON(tokenizerJson)
+  if (tokenizer.vocabSize !== manifest.vocabSize) {
+    throw new LmpError(`tokenizer has ${tokenizer.vocabSize} tokens but the model expects ${manifest.vocabSize}: ${files.tokenizer}`)
+  }
+  const ort = await import('onnxruntime-node')
+  const { loadOrtModel } = await import('../src/infer/ort-model.ts')
+  let model: StepModel
+  try {
+    model = await loadOrtModel(ort as never, new Uint8Array(modelBytes.buffer, modelBytes.byteOffset, modelBytes.byteLength), manifest, {
+      executionProviders: opts.executionProviders,
+      numThreads: opts.numThreads,
+    })
+  } catch (err) {
+    if (err instanceof LmpError) throw err
+    throw new LmpError(`cannot load ONNX model ${files.model}: ${String((err as Error).message).split('\n')[0]}`)
+  }
+  return { name, model, tokenizer, manifest, files, created: Math.floor(Date.now() / 1000) }
+}
+
+/** The models a server holds. `ready` is false while they load (GET /health answers 503 then). */
+export class ModelRegistry {
+  ready = false
+  private readonly byName = new Map<string, ServedModel>()
+
+  constructor(models: ServedModel[] = [], ready = models.length > 0) {
+    for (const m of models) this.add(m)
+    this.ready = ready
+  }
+
+  add(m: ServedModel): void {
+    if (!MODEL_NAME.test(m.name)) throw new LmpError(`invalid model name '${m.name}'`)
+    if (this.byName.has(m.name)) throw new LmpError(`two models are named '${m.name}'`)
+    this.byName.set(m.name, { created: Math.floor(Date.now() / 1000), ...m })
+  }
+
+  /** The named model, or the first one when no name is given; undefined when unknown. */
+  get(name?: string | null): ServedModel | undefined {
+    if (name === undefined || name === null || name === '') return this.byName.values().next().value
+    // Map lookup only: a name like '../x' is simply not a key.
+    return this.byName.get(name)
+  }
+
+  list(): ServedModel[] {
+    return [...this.byName.values()]
+  }
+
+  async releaseAll(): Promise<void> {
+    for (const m of this.byName.values()) await m.model.release?.()
+  }
+}

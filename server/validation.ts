@@ -1,0 +1,156 @@
+// JSON-schema validation of every request body (ajv). A failure becomes a 400 that names the field,
+// e.g. `max_tokens must be >= 0` with param 'max_tokens'.
+import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv'
+import { HttpError } from './errors.ts'
+
+export interface ServerLimits {
+  /** Largest request body, in bytes. */
+  bodyBytes: number
+  /** Largest max_tokens a completion may ask for. */
+  maxTokens: number
+  /** Longest prompt, in tokens (after tokenization). */
+  maxPromptTokens: number
+  /** Largest n (choices per prompt) times the number of prompts. */
+  maxChoices: number
+  /** Longest text to score or tokenize, in characters. */
+  maxTextChars: number
+  /** A request that runs longer is cut off (finish_reason 'length'). */
+  requestTimeoutMs: number
+}
+
+export const defaultLimits: ServerLimits = {
+  bodyBytes: 1 << 20,
+  maxTokens: 2048,
+  maxPromptTokens: 8192,
+  maxChoices: 16,
+  maxTextChars: 200_000,
+  requestTimeoutMs: 120_000,
+}
+
+const modelName = { type: 'string', minLength: 1, maxLength: 256 }
+const maxInt = Number.MAX_SAFE_INTEGER
+
+export function schemas(limits: ServerLimits) {
+  return {
+    completions: {
+      type: 'object',
+      required: ['prompt'],
+      properties: {
+        model: modelName,
+        prompt: {
+          anyOf: [
+            { type: 'string', maxLength: limits.maxTextChars },
+            { type: 'array', minItems: 1, maxItems: limits.maxChoices, items: { type: 'string', maxLength: limits.maxTextChars } },
+          ],
+        },
+        max_tokens: { type: ['integer', 'null'], minimum: 0, maximum: limits.maxTokens },
+        temperature: { type: ['number', 'null'], minimum: 0, maximum: 100 },
+        top_p: { type: ['number', 'null'], minimum: 0, maximum: 1 },
+        top_k: { type: ['integer', 'null'], minimum: 0, maximum: maxInt },
+        repetition_penalty: { type: ['number', 'null'], exclusiveMinimum: 0, maximum: 100 },
+        n: { type: ['integer', 'null'], minimum: 1, maximum: limits.maxChoices },
+        stop: {
+          anyOf: [
+            { type: 'null' },
+            { type: 'string', minLength: 1, maxLength: 256 },
+            { type: 'array', maxItems: 4, items: { type: 'string', minLength: 1, maxLength: 256 } },
+          ],
+        },
+        seed: { type: ['integer', 'null'], minimum: 0, maximum: maxInt },
+        logprobs: { type: ['integer', 'null'], minimum: 0, maximum: 5 },
+        echo: { type: ['boolean', 'null'] },
+        stream: { type: ['boolean', 'null'] },
+        stream_options: {
+          type: ['object', 'null'],
+          properties: { include_usage: { type: ['boolean', 'null'] } },
+        },
+        // OpenAI fields we accept only at their neutral values, so clients that send defaults still work.
+        presence_penalty: { type: ['number', 'null'], const: 0 },
+        frequency_penalty: { type: ['number', 'null'], const: 0 },
+        best_of: { type: ['integer', 'null'], minimum: 1, maximum: 1 },
+        suffix: { type: ['string', 'null'], maxLength: 0 },
+        logit_bias: { type: ['object', 'null'], maxProperties: 0 },
+        user: { type: 'string', maxLength: 256 },
+      },
+    },
+    perplexity: {
+      type: 'object',
+      required: ['text'],
+      properties: {
+        model: modelName,
+        text: { type: 'string', minLength: 0, maxLength: limits.maxTextChars },
+        per_token: { type: ['boolean', 'null'] },
+        top_logprobs: { type: ['integer', 'null'], minimum: 0, maximum: 20 },
+      },
+    },
+    tokenize: {
+      type: 'object',
+      properties: {
+        model: modelName,
+        text: { type: 'string', maxLength: limits.maxTextChars },
+        prompt: { type: 'string', maxLength: limits.maxTextChars },
+      },
+      anyOf: [{ required: ['text'] }, { required: ['prompt'] }],
+    },
+    detokenize: {
+      type: 'object',
+      required: ['tokens'],
+      properties: {
+        model: modelName,
+        tokens: { type: 'array', maxItems: limits.maxTextChars, items: { type: 'integer', minimum: 0, maximum: maxInt } },
+      },
+    },
+  } as const
+}
+
+export type SchemaName = keyof ReturnType<typeof schemas>
+
+// How a field must look, for the fields whose schema is an anyOf (ajv's own messages there are unhelpful).
+const shapes: Record<string, string> = {
+  prompt: 'a string or a non-empty array of strings',
+  stop: 'a string, an array of up to 4 non-empty strings, or null',
+  presence_penalty: '0 (use repetition_penalty)',
+  frequency_penalty: '0 (use repetition_penalty)',
+  best_of: '1',
+  suffix: 'empty (suffix is not supported)',
+  logit_bias: 'empty (logit_bias is not supported)',
+}
+
+export class Validator {
+  private readonly compiled: Record<string, ValidateFunction>
+
+  constructor(limits: ServerLimits) {
+    const ajv = new Ajv({ allErrors: false, strict: false })
+    this.compiled = {}
+    for (const [name, schema] of Object.entries(schemas(limits))) this.compiled[name] = ajv.compile(schema)
+  }
+
+  /** Returns the body, typed by the caller, or throws a 400 HttpError naming the offending field. */
+  check<T>(name: SchemaName, body: unknown): T {
+    if (body === undefined || body === null || typeof body !== 'object' || Array.isArray(body)) {
+      throw new HttpError(400, 'request body must be a JSON object', null, 'invalid_body')
+    }
+    const validate = this.compiled[name]
+    if (!validate(body)) throw toHttpError(validate.errors ?? [], name)
+    return body as T
+  }
+}
+
+function toHttpError(errors: ErrorObject[], schema: string): HttpError {
+  const e = errors[0]
+  if (!e) return new HttpError(400, 'invalid request body')
+  if (e.keyword === 'required') {
+    const field = (e.params as { missingProperty: string }).missingProperty
+    return new HttpError(400, `missing required field '${field}'`, field, 'missing_field')
+  }
+  if (schema === 'tokenize' && e.keyword === 'anyOf' && e.instancePath === '') {
+    return new HttpError(400, "missing required field 'text'", 'text', 'missing_field')
+  }
+  // '/prompt/0' → 'prompt[0]'; the top-level field is the param.
+  const parts = e.instancePath.split('/').slice(1).map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'))
+  const param = parts[0] ?? null
+  const where = parts.map((p, i) => (i === 0 ? p : /^\d+$/.test(p) ? `[${p}]` : `.${p}`)).join('')
+  if (param && shapes[param] && parts.length >= 1) return new HttpError(400, `${param} must be ${shapes[param]}`, param, 'invalid_value')
+  const message = e.keyword === 'type' ? `must be of type ${String((e.params as { type: string }).type).replace(',', ' or ')}` : e.message
+  return new HttpError(400, `${where || 'body'} ${message}`, param, 'invalid_value')
+}
