@@ -1,8 +1,9 @@
 // Hand-built graphs, serialized by onnx/proto.ts, run in onnxruntime-node and in onnxruntime-web
 // (WASM, in this Node process), and compared with values computed here in JS.
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { spawnSync } from 'node:child_process'
 import { writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import * as ort from 'onnxruntime-node'
 import * as ortWeb from 'onnxruntime-web'
@@ -34,7 +35,7 @@ function close(t: Tap, actual: ArrayLike<number>, expected: ArrayLike<number>, w
   for (let i = 0; i < expected.length; i++) worst = Math.max(worst, Math.abs(actual[i] - expected[i]))
   t.ok(worst <= tol, `${what}: max abs diff ${worst} <= ${tol}`)
 }
-type Tap = typeof t
+type Tap = Test
 
 /** Asserts that fn throws an LmpError with a one-line message matching re. */
 function throwsLmp(t: Tap, fn: () => unknown, re: RegExp, what?: string) {
@@ -241,8 +242,8 @@ t.test('Shape/Slice/Concat with a zero-length past (the KV-cache case)', async (
   for (const [runtime, out] of [['node', first[0]], ['web', first[1]]] as const) {
     t.same([...out.present.dims], [1, 2, 1, 4], `${runtime} present dims after the first step`)
     close(t, out.present.data as Float32Array, step1, `${runtime} present after the first step`)
-    t.same([...out.past_length.data], [0n], `${runtime} past length 0`)
-    t.same([...out.total_length.data], [1n], `${runtime} total length 1`)
+    t.same(Array.from(out.past_length.data), [0n], `${runtime} past length 0`)
+    t.same(Array.from(out.total_length.data), [1n], `${runtime} total length 1`)
   }
   // Feed present back as past, as generation does.
   const second = await runBoth(bytes, {
@@ -254,7 +255,7 @@ t.test('Shape/Slice/Concat with a zero-length past (the KV-cache case)', async (
   for (const [runtime, out] of [['node', second[0]], ['web', second[1]]] as const) {
     t.same([...out.present.dims], [1, 2, 2, 4], `${runtime} present dims after the second step`)
     close(t, out.present.data as Float32Array, expected, `${runtime} present after the second step`, 0)
-    t.same([...out.total_length.data], [2n], `${runtime} total length 2`)
+    t.same(Array.from(out.total_length.data), [2n], `${runtime} total length 2`)
   }
 })
 
@@ -364,22 +365,21 @@ t.test('encodeModel refuses malformed tensors and integers', async (t) => {
   }), /not a safe integer/)
 })
 
-t.test('onnx.checker accepts the models (full_check)', async (t) => {
-  // Debian's python3-onnx installs into /usr/bin/python3's path; `python3` may be another interpreter.
+// Debian's python3-onnx installs for /usr/bin/python3; `python3` on PATH may be another interpreter.
+// Run from a temp dir so that the repo's onnx/ folder cannot shadow the onnx package.
+const python = ['/usr/bin/python3', 'python3'].find(
+  (p) => spawnSync(p, ['-c', 'import onnx.checker'], { cwd: tmpdir() }).status === 0,
+)
+
+t.test('onnx.checker accepts the models (full_check)', {
+  skip: python ? false : 'python3-onnx is not installed (apt-get install -y python3-onnx)',
+}, async (t) => {
   const dir = t.testdir()
-  const python = ['/usr/bin/python3', 'python3'].find(
-    (p) => spawnSync(p, ['-c', 'import onnx.checker'], { cwd: dir }).status === 0,
-  )
-  if (!python) {
-    t.skip('python3-onnx is not installed (apt-get install python3-onnx)')
-    return
-  }
   t.ok(Object.keys(built).length >= 6, 'models were built by the tests above')
   for (const [name, m] of Object.entries(built)) {
     const path = join(dir, `${name}.onnx`)
     writeFileSync(path, encodeModel(m))
-    // cwd is the temp dir so that the repo's onnx/ folder cannot shadow the onnx package.
-    const r = spawnSync(python, ['-c', 'import onnx, sys; onnx.checker.check_model(sys.argv[1], full_check=True)', path], { cwd: dir, encoding: 'utf8' })
+    const r = spawnSync(python!, ['-c', 'import onnx, sys; onnx.checker.check_model(sys.argv[1], full_check=True)', path], { cwd: dir, encoding: 'utf8' })
     t.equal(r.status, 0, `${name}: ${r.stderr.trim().split('\n').pop() ?? ''}`)
   }
 })
