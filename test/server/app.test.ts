@@ -234,7 +234,8 @@ t.test('the official openai client works unchanged', async (t) => {
   let text = ''
   for await (const chunk of stream) text += chunk.choices[0]?.text ?? ''
   t.equal(text, 'bcde')
-  await t.rejects(client.completions.create({ model: 'fake', prompt: 'a', max_tokens: -2 }), { status: 400 } as object)
+  const err = await client.completions.create({ model: 'fake', prompt: 'a', max_tokens: -2 }).catch((e: unknown) => e)
+  t.equal((err as { status?: number }).status, 400, 'a 400 reaches the client as an APIError')
 })
 
 t.test('a client that disconnects mid-stream stops its generation', async (t) => {
