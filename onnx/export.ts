@@ -60,7 +60,7 @@ export function recurrentGraph(model: RecurrentLM, weights: Weights): GraphDef {
 }
 
 /** The graph and its manifest (without the checksum, which depends on the serialized bytes). */
-export function buildExport(model: LanguageModel, weights: Weights) {
+export function buildExport(model: LanguageModel, weights: Weights, checkpoint?: number) {
   const graph = recurrentGraph(model, weights)
   const manifest: Omit<Manifest, 'sha256'> = {
     format: 'lmp-onnx',
@@ -80,13 +80,13 @@ export function buildExport(model: LanguageModel, weights: Weights) {
       output: stateName('out', s.layer, s.name),
       shape: ['batch', s.size],
     })),
-    config: { ...model.config },
+    config: { ...model.config, ...(checkpoint !== undefined ? { checkpoint } : {}) },
   }
   return { graph, manifest }
 }
 
-export function serialize(model: LanguageModel, weights: Weights): { bytes: Uint8Array; manifest: Manifest } {
-  const { graph, manifest } = buildExport(model, weights)
+export function serialize(model: LanguageModel, weights: Weights, checkpoint?: number): { bytes: Uint8Array; manifest: Manifest } {
+  const { graph, manifest } = buildExport(model, weights, checkpoint)
   const bytes = encodeModel({
     graph,
     opset: OPSET,
@@ -99,10 +99,10 @@ export function serialize(model: LanguageModel, weights: Weights): { bytes: Uint
 }
 
 /** Write exp/NAME/onnx/{model.onnx, manifest.json, tokenizer.json}; each file atomically. */
-export async function exportToDir(model: LanguageModel, weights: Weights, expDir: string): Promise<{ dir: string; manifest: Manifest }> {
+export async function exportToDir(model: LanguageModel, weights: Weights, expDir: string, checkpoint?: number): Promise<{ dir: string; manifest: Manifest }> {
   const dir = join(expDir, 'onnx')
   mkdirSync(dir, { recursive: true })
-  const { bytes, manifest } = serialize(model, weights)
+  const { bytes, manifest } = serialize(model, weights, checkpoint)
   await writeFileAtomic(join(dir, 'model.onnx'), bytes)
   await writeFileAtomic(join(dir, 'tokenizer.json'), readFileSync(join(expDir, 'tokenizer.json')))
   await writeFileAtomic(join(dir, 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n')

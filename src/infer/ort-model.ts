@@ -15,7 +15,7 @@ export interface OrtLike {
 
 export interface OrtModelOptions {
   executionProviders?: string[]
-  intraOpNumThreads?: number
+  numThreads?: number
 }
 
 /** Concrete dims of a state entry for a batch: 'batch' → batch, 'past' (a KV cache) → 0. */
@@ -27,7 +27,7 @@ export async function loadOrtModel(ort: OrtLike, modelBytes: Uint8Array, manifes
   const session = await ort.InferenceSession.create(modelBytes, {
     executionProviders: opts.executionProviders ?? ['cpu'],
     graphOptimizationLevel: 'all',
-    ...(opts.intraOpNumThreads ? { intraOpNumThreads: opts.intraOpNumThreads } : {}),
+    ...(opts.numThreads ? { intraOpNumThreads: opts.numThreads } : {}),
   })
   return {
     manifest,

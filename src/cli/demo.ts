@@ -1,0 +1,65 @@
+// `lmp demo`: the whole pipeline on the built-in demo dataset — train (TF.js) → export (ONNX) →
+// perplexity on valid and test → generate → serve (HTTP + the web page) — in about two minutes.
+import type { Command } from './index.ts'
+import { MODEL_OPTIONS, TRAIN_OPTIONS, trainModel } from './train-model.ts'
+import { loadDataset } from '../data/index.ts'
+import { openExperiment, servingModel } from './common.ts'
+
+// Settings that reach test perplexity ≈ 1.4 on this 2-core machine's WASM backend in about two minutes.
+const DEMO_DEFAULTS: Record<string, unknown> = {
+  'exp-name': 'demo', 'is-uncased': true, 'batch-size': 64, lr: 1e-2, 'max-seq-len': 40, stride: 40,
+  'total-step': 350, 'warmup-step': 30, 'ckpt-step': 350, 'log-step': 25, 'max-norm': 1,
+  'd-emb': 64, 'n-blk': 128, 'd-blk': 1, 'n-lyr': 1,
+}
+
+const withDefaults = (table: Record<string, any>) =>
+  Object.fromEntries(Object.entries(table).map(([k, v]) => [k, k in DEMO_DEFAULTS ? { ...v, default: DEMO_DEFAULTS[k] } : v]))
+
+export const command: Command = {
+  spec: {
+    name: 'demo',
+    summary: 'Train LSTM-2000 on the demo data, export to ONNX, score, generate, then serve it with the web page.',
+    options: {
+      ...withDefaults(TRAIN_OPTIONS),
+      ...withDefaults(MODEL_OPTIONS),
+      prompt: { type: 'string', default: 'If you add 12 to 34 you get', help: 'prompt to continue' },
+      serve: { type: 'boolean', default: true, help: 'start the server at the end (--no-serve to stop after generating)' },
+      host: { type: 'string', default: '127.0.0.1', help: 'server address' },
+      port: { type: 'int', default: 8080, min: 0, max: 65535, help: 'server port (0: any free port)' },
+    },
+  },
+  async run({ options: o }) {
+    const dset = o.dsetName
+    console.log(`== 1/4 train LSTM-2000 on '${dset}' (TF.js)`)
+    await trainModel('LSTM-2000', o)
+
+    console.log(`== 2/4 perplexity (onnxruntime-node, exp/${o.expName}/onnx/model.onnx)`)
+    const exp = openExperiment(o.expName)
+    const { model } = await servingModel(exp, -1)
+    const { scoreTexts } = await import('../infer/perplexity.ts')
+    for (const ver of ['valid', 'test']) {
+      const samples = await loadDataset(dset, ver, { dataPath: o.dataPath })
+      const s = await scoreTexts(model, exp.tokenizer, samples)
+      console.log(`${ver}: ppl ${s.ppl.toFixed(4)} (${s.natsPerToken.toFixed(4)} nats/token over ${s.tokens} tokens)`)
+    }
+
+    console.log('== 3/4 generate (greedy)')
+    const { generateText } = await import('../infer/generate.ts')
+    const out = await generateText(model, exp.tokenizer, o.prompt, { maxNewTokens: 40, temperature: 0 })
+    console.log(`${o.prompt} → ${JSON.stringify(out.text)}`)
+    await model.release?.()
+
+    if (!o.serve) return
+    console.log('== 4/4 serve')
+    const { startServer } = await import('../../server/index.ts')
+    const server = await startServer({ exps: [o.expName], host: o.host, port: o.port })
+    console.log(`web page: ${server.url}/`)
+    console.log(`API:      curl -s ${server.url}/v1/completions -H 'content-type: application/json' -d '{"prompt":"If you add 3 to 4 you get","max_tokens":8,"temperature":0}'`)
+    console.log('press Ctrl-C to stop')
+    await new Promise<void>((resolve) => {
+      const stop = () => server.close().then(resolve)
+      process.once('SIGINT', stop)
+      process.once('SIGTERM', stop)
+    })
+  },
+}

@@ -1,0 +1,21 @@
+// `lmp export-onnx`: write exp/NAME/onnx/{model.onnx, manifest.json, tokenizer.json} from a checkpoint.
+import type { Command } from './index.ts'
+import { loadCheckpoint, openExperiment } from './common.ts'
+
+export const command: Command = {
+  spec: {
+    name: 'export-onnx',
+    summary: 'Export a checkpoint to one ONNX graph (opset 17) for scoring and generation.',
+    options: {
+      'exp-name': { type: 'string', default: 'my_model_exp', help: 'experiment name' },
+      ckpt: { type: 'int', default: -1, min: -1, help: 'checkpoint step (-1: latest)' },
+    },
+  },
+  async run({ options: o }) {
+    const exp = openExperiment(o.expName)
+    const { model, weights, step } = await loadCheckpoint(exp, o.ckpt)
+    const { exportToDir } = await import('../../onnx/export.ts')
+    const { dir, manifest } = await exportToDir(model, weights, exp.dir, step)
+    console.log(`exported checkpoint ${step} of ${exp.name} (${manifest.architecture}) to ${dir}`)
+  },
+}

@@ -1,0 +1,42 @@
+// `lmp gen-txt <top-1|top-K|top-P>`: continue a prompt (onnxruntime-node). lmp's methods, plus
+// temperature, repetition penalty, stop strings and a seed.
+import type { Command } from './index.ts'
+import { openExperiment, servingModel } from './common.ts'
+
+export const command: Command = {
+  spec: {
+    name: 'gen-txt',
+    summary: 'Generate a continuation of a prompt (onnxruntime-node); prints only the continuation.',
+    positionals: [{ name: 'method', help: 'decoding method', choices: ['top-1', 'top-K', 'top-P'] }],
+    options: {
+      'exp-name': { type: 'string', default: 'my_model_exp', help: 'model experiment' },
+      ckpt: { type: 'int', default: -1, min: -1, help: 'checkpoint step (-1: latest)' },
+      txt: { type: 'string', default: '', help: 'the prompt' },
+      'max-seq-len': { type: 'int', default: 32, min: 1, max: 100000, help: 'most tokens to generate' },
+      k: { type: 'int', default: 5, min: 1, help: 'top-K: sample among the k most likely tokens' },
+      p: { type: 'float', default: 0.9, min: 0, max: 1, help: 'top-P: nucleus mass' },
+      temperature: { type: 'float', default: 1, min: 0, help: 'softmax temperature (0: greedy)' },
+      'repetition-penalty': { type: 'float', default: 1, min: 0, help: 'CTRL-style penalty on seen tokens (1: off)' },
+      stop: { type: 'string[]', help: 'stop string (repeatable)' },
+      seed: { type: 'int', default: 42, help: 'random seed' },
+    },
+  },
+  async run({ positionals, options: o }) {
+    const exp = openExperiment(o.expName)
+    const { methodSampling } = await import('../infer/sampling.ts')
+    const { generate } = await import('../infer/generate.ts')
+    const { model } = await servingModel(exp, o.ckpt)
+    const opts = {
+      ...methodSampling(positionals[0], { k: o.k, p: o.p }),
+      ...(positionals[0] !== 'top-1' && o.temperature !== 1 ? { temperature: o.temperature } : {}),
+      repetitionPenalty: o.repetitionPenalty,
+      stop: o.stop,
+      seed: o.seed,
+      maxNewTokens: o.maxSeqLen,
+    }
+    // Stream to stdout as tokens come.
+    for await (const ev of generate(model, exp.tokenizer, o.txt, opts)) process.stdout.write(ev.textDelta)
+    process.stdout.write('\n')
+    await model.release?.()
+  },
+}

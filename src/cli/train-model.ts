@@ -1,0 +1,145 @@
+// `lmp train-model <model>`: train a language model with TF.js and export it to ONNX.
+import { existsSync, readdirSync, rmSync } from 'node:fs'
+import { join } from 'node:path'
+import type { Command } from './index.ts'
+import type { OptionSpec } from './args.ts'
+import { LmpError } from '../errors.ts'
+import { expDir, existingExpDir } from '../exp.ts'
+import { writeFileAtomic } from '../io/atomic.ts'
+import { DATASETS, loadDataset } from '../data/index.ts'
+import { createTokenizer, TOKENIZER_NAMES, type Tokenizer } from '../tokenizer/index.ts'
+import { loadTokenizer, saveTokenizer } from '../tokenizer/io.ts'
+
+const MODELS = ['Elman-Net', 'GRU', 'LSTM-1997', 'LSTM-2000', 'LSTM-2002'] as const
+
+/** Model options, lmp's names. Defaults are sized to learn something (lmp's are all 1). */
+export const MODEL_OPTIONS: Record<string, OptionSpec> = {
+  'd-emb': { type: 'int', default: 64, min: 1, help: 'embedding size' },
+  'd-hid': { type: 'int', default: 128, min: 1, help: 'hidden size (Elman-Net, GRU)' },
+  'n-blk': { type: 'int', default: 128, min: 1, help: 'memory cell blocks (LSTMs)' },
+  'd-blk': { type: 'int', default: 1, min: 1, help: 'units per block (LSTMs); hidden size = n_blk × d_blk' },
+  'n-lyr': { type: 'int', default: 1, min: 1, help: 'recurrent layers' },
+  'p-emb': { type: 'float', default: 0, min: 0, max: 0.99, help: 'dropout on embeddings' },
+  'p-hid': { type: 'float', default: 0, min: 0, max: 0.99, help: 'dropout on hidden layers' },
+  'init-lower': { type: 'float', default: -0.1, help: 'uniform init, lower bound' },
+  'init-upper': { type: 'float', default: 0.1, help: 'uniform init, upper bound' },
+  'init-ib': { type: 'float', default: -1, max: 0, help: 'LSTM input-gate bias init range [init_ib, 0]' },
+  'init-ob': { type: 'float', default: -1, max: 0, help: 'LSTM output-gate bias init range [init_ob, 0]' },
+  'init-fb': { type: 'float', default: 1, min: 0, help: 'LSTM forget-gate bias init range [0, init_fb]' },
+  'label-smoothing': { type: 'float', default: 0, min: 0, max: 0.99, help: 'label smoothing of the loss' },
+}
+
+export const TRAIN_OPTIONS: Record<string, OptionSpec> = {
+  'exp-name': { type: 'string', default: 'my_model_exp', help: 'experiment name (folder exp/NAME)' },
+  'dset-name': { type: 'string', default: 'demo', choices: Object.keys(DATASETS), help: 'dataset' },
+  ver: { type: 'string', help: "dataset version (split) to train on (default: the dataset's train split)" },
+  'data-path': { type: 'string', help: 'a local copy of the dataset (file or folder), for offline machines' },
+  'tknzr-exp-name': { type: 'string', help: 'use the tokenizer of this experiment (lmp train-tknzr) instead of training one' },
+  tknzr: { type: 'string', default: 'character', choices: TOKENIZER_NAMES, help: 'tokenizer to train on the training split' },
+  'is-uncased': { type: 'boolean', default: false, help: 'lowercase text (tokenizer option)' },
+  'max-vocab': { type: 'int', default: -1, min: -1, help: 'vocabulary cap incl. the 4 special tokens (-1: none)' },
+  'min-count': { type: 'int', default: 0, min: 0, help: 'drop tokens seen fewer times' },
+  'batch-size': { type: 'int', default: 32, min: 1, help: 'windows per step' },
+  lr: { type: 'float', default: 1e-3, min: 0, help: 'peak learning rate (AdamW)' },
+  beta1: { type: 'float', default: 0.9, min: 0, max: 1, help: 'AdamW beta1' },
+  beta2: { type: 'float', default: 0.999, min: 0, max: 1, help: 'AdamW beta2' },
+  eps: { type: 'float', default: 1e-8, min: 0, help: 'AdamW epsilon' },
+  'weight-decay': { type: 'float', default: 0, min: 0, help: 'decoupled weight decay (not on biases)' },
+  'max-norm': { type: 'float', default: 10, min: 0, help: 'clip gradients to this global L2 norm (0: off)' },
+  'max-seq-len': { type: 'int', default: 32, min: 1, help: 'context window length' },
+  stride: { type: 'int', default: 32, min: 1, help: 'step between window starts (<= max_seq_len)' },
+  'total-step': { type: 'int', default: 10000, min: 1, help: 'optimizer steps' },
+  'warmup-step': { type: 'int', default: 1000, min: 1, help: 'linear warmup steps, then linear decay to 0' },
+  'ckpt-step': { type: 'int', default: 1000, min: 1, help: 'save a checkpoint every N steps (and at the end)' },
+  'log-step': { type: 'int', default: 100, min: 1, help: 'write the mean loss to metrics.jsonl every N steps' },
+  seed: { type: 'int', default: 42, help: 'random seed (init, data order, dropout)' },
+  backend: { type: 'string', default: 'auto', choices: ['auto', 'tensorflow', 'wasm', 'cpu'], help: 'TF.js backend' },
+  export: { type: 'boolean', default: true, help: 'export the final model to exp/NAME/onnx (--no-export to skip)' },
+}
+
+export const command: Command = {
+  spec: {
+    name: 'train-model',
+    summary: 'Train a language model with TF.js, checkpoint it, and export it to ONNX.',
+    positionals: [{ name: 'model', help: 'architecture', choices: MODELS }],
+    options: { ...TRAIN_OPTIONS, ...MODEL_OPTIONS },
+  },
+  async run(args) {
+    await trainModel(args.positionals[0], args.options)
+  },
+}
+
+async function getTokenizer(o: Record<string, any>, samples: string[]): Promise<Tokenizer> {
+  if (o.tknzrExpName) return loadTokenizer(join(existingTokenizerDir(o.tknzrExpName), 'tokenizer.json'))
+  if (o.tknzr === 'gpt2') {
+    const { loadGpt2 } = await import('../tokenizer/gpt2.ts' as string)
+    await loadGpt2()
+  }
+  const tk = createTokenizer(o.tknzr, { isUncased: o.isUncased, maxVocab: o.maxVocab, minCount: o.minCount })
+  tk.buildVocab(samples)
+  return tk
+}
+
+function existingTokenizerDir(name: string): string {
+  const dir = expDir(name)
+  if (!existsSync(join(dir, 'tokenizer.json'))) throw new LmpError(`unknown tokenizer experiment '${name}' (no ${join(dir, 'tokenizer.json')})`)
+  return dir
+}
+
+/** Train (and export) as `lmp train-model` does; `lmp demo` calls this with its own defaults. */
+export async function trainModel(modelName: string, o: Record<string, any>) {
+  const dir = expDir(o.expName)
+  const samples = await loadDataset(o.dsetName, o.ver ?? 'train', { dataPath: o.dataPath })
+  const tokenizer = await getTokenizer(o, samples)
+  const modelConfig = {
+    model: modelName,
+    vocabSize: tokenizer.vocabSize,
+    dEmb: o.dEmb, dHid: o.dHid, nBlk: o.nBlk, dBlk: o.dBlk, nLyr: o.nLyr, pEmb: o.pEmb, pHid: o.pHid,
+    initLower: o.initLower, initUpper: o.initUpper, initIb: o.initIb, initOb: o.initOb, initFb: o.initFb,
+    labelSmoothing: o.labelSmoothing,
+  }
+  const trainConfig = {
+    batchSize: o.batchSize, lr: o.lr, beta1: o.beta1, beta2: o.beta2, eps: o.eps, weightDecay: o.weightDecay,
+    maxNorm: o.maxNorm, maxSeqLen: o.maxSeqLen, stride: o.stride, totalStep: o.totalStep, warmupStep: o.warmupStep,
+    ckptStep: o.ckptStep, logStep: o.logStep, seed: o.seed,
+  }
+  // Validate everything before touching the experiment folder or loading TF.js.
+  const { createModel } = await import('../../models/lm.ts')
+  const { validateTrainConfig, train } = await import('../../models/train.ts')
+  createModel(modelConfig as any)
+  validateTrainConfig(trainConfig)
+
+  const { initBackend } = await import('../../models/backend.ts')
+  const backend = await initBackend(o.backend)
+  if (existsSync(dir)) {
+    // A new run replaces the old one: stale checkpoints would otherwise pass for this run's.
+    for (const f of readdirSync(dir)) {
+      if (/^ckpt-\d+\.(optim\.)?safetensors$|^metrics\.jsonl$|^config\.json$/.test(f)) rmSync(join(dir, f))
+    }
+    rmSync(join(dir, 'onnx'), { recursive: true, force: true })
+  }
+  const config = {
+    model: modelConfig,
+    train: trainConfig,
+    data: { dsetName: o.dsetName, ver: o.ver ?? 'train', dataPath: o.dataPath ?? null },
+    tokenizer: o.tknzrExpName ? { fromExperiment: o.tknzrExpName } : { name: o.tknzr, isUncased: o.isUncased, maxVocab: o.maxVocab, minCount: o.minCount },
+    backend,
+  }
+  saveTokenizer(join(dir, 'tokenizer.json'), tokenizer)
+  await writeFileAtomic(join(dir, 'config.json'), JSON.stringify(config, null, 2) + '\n')
+  console.error(`training ${modelName} on ${o.dsetName} (${samples.length} samples, vocabulary ${tokenizer.vocabSize}) with TF.js backend '${backend}' → ${dir}`)
+  const result = await train({ dir, modelConfig: modelConfig as any, trainConfig, tokenizer, samples })
+  console.log(`trained ${result.steps} steps: loss ${result.finalLoss.toFixed(4)}, ${Math.round(result.tokensPerSec)} tokens/s (${backend})`)
+  if (o.export) {
+    const { exportToDir } = await import('../../onnx/export.ts')
+    const { dir: onnxDir } = await exportToDir(result.model, toWeights(result.model, result.weights), existingExpDir(o.expName), result.steps)
+    console.log(`exported ONNX to ${onnxDir}`)
+  }
+  return { dir, result, tokenizer, backend }
+}
+
+export function toWeights(model: { params(): Record<string, { shape: number[] }> }, data: Record<string, Float32Array>) {
+  const out: Record<string, { shape: number[]; data: Float32Array }> = {}
+  for (const [name, spec] of Object.entries(model.params())) out[name] = { shape: spec.shape, data: data[name] }
+  return out
+}
