@@ -1,16 +1,36 @@
 // Datasets with lmp's names and versions, and context windows over them.
+// `demo` is generated in code (browser-safe); the others read files and download (node only), so they are
+// imported only when asked for.
 import { LmpError } from '../errors.ts'
 import { DEMO_VERSIONS, demoSamples } from './demo.ts'
 
 export { lmWindows, countTokens, type Window } from './windows.ts'
 
+// The versions of chinese-poem are its 27 dynasties (lmp's list, corpora.ts); kept here to stay node-free.
+const CHINESE_POEM_VERSIONS = [
+  '元', '元末明初', '先秦', '南北朝', '唐', '唐末宋初', '宋', '宋末元初', '宋末金初', '明',
+  '明末清初', '民國末當代初', '清', '清末民國初', '清末近現代初', '漢', '當代', '秦', '近現代',
+  '近現代末當代初', '遼', '金', '金末元初', '隋', '隋末唐初', '魏晉', '魏晉末南北朝初',
+]
+
 export const DATASETS: Record<string, { versions: string[]; defaultVersion: string }> = {
   demo: { versions: [...DEMO_VERSIONS], defaultVersion: 'train' },
+  'tiny-shakespeare': { versions: ['train', 'valid', 'test'], defaultVersion: 'train' },
+  'wiki-text-2': { versions: ['train', 'valid', 'test'], defaultVersion: 'train' },
+  'chinese-poem': { versions: CHINESE_POEM_VERSIONS, defaultVersion: '唐' },
+  /** any local text file or folder: needs dataPath */
+  text: { versions: ['train', 'valid', 'test'], defaultVersion: 'train' },
 }
 
 export interface LoadOptions {
-  /** a local text file or folder (or, for the downloadable corpora, a folder holding their files) */
+  /** a local file or folder to read instead of the cache/download (`--data-path`) */
   dataPath?: string
+  /** the download cache; default LMP_DATA_DIR, else ./data */
+  dataDir?: string
+  /** a base URL laid out like the cache, to download from instead of the public sources (LMP_DATA_MIRROR) */
+  mirror?: string
+  /** `text` only: one sample per line (default) or per blank-line-separated block */
+  sampleBy?: 'line' | 'block'
 }
 
 /** The samples of one version of a dataset; unknown name/version -> LmpError listing the valid ones. */
@@ -22,5 +42,11 @@ export async function loadDataset(name: string, ver?: string, opts: LoadOptions 
     throw new LmpError(`unknown version '${v}' of dataset '${name}': must be one of ${info.versions.join(', ')}`)
   }
   if (name === 'demo') return demoSamples(v)
-  throw new LmpError(`dataset '${name}' is not available yet`)
+  const corpora = await import('./corpora.ts')
+  switch (name) {
+    case 'tiny-shakespeare': return corpora.loadTinyShakespeare(v, opts)
+    case 'wiki-text-2': return corpora.loadWikiText2(v, opts)
+    case 'chinese-poem': return corpora.loadChinesePoem(v, opts)
+    default: return corpora.loadText(v, opts)
+  }
 }
