@@ -1,0 +1,177 @@
+// GPT-2's pretrained byte-level BPE (browser-safe). Its 50,256 ranked tokens come from the npm package
+// `gpt-tokenizer` (module `gpt-tokenizer/bpeRanks/r50k_base`: an array, index = rank = GPT-2 id, each entry
+// the token's text or, where that is not valid UTF-8, its bytes). Nothing is downloaded at run time.
+//
+// The algorithm is GPT-2's: split text with GPT-2's pre-tokenizer pattern, then in each piece repeatedly merge
+// the adjacent pair whose concatenated bytes have the lowest rank. Tokens are shown in GPT-2's byte-to-unicode
+// form ('Ġworld'). Ids: our special tokens keep 0-3 (they are recognised inside text, like in the other
+// tokenizers) and GPT-2 token g gets id g + 4, so vocab_size = 50,260. No normalization (GPT-2 has none) except
+// lowercasing when is_uncased; every text is in vocabulary, so dec(enc(x)) == norm(x) always.
+// max_vocab (if not -1) keeps the first max_vocab - 4 GPT-2 tokens: merges of higher rank are not applied.
+import { LmpError } from '../errors.ts'
+import { checkOptions, type TokenizerOptions } from './base.ts'
+import { registerTokenizer, type Tokenizer } from './index.ts'
+import { pyLower } from './norm.ts'
+import { BOS_ID, EOS_ID, PAD_ID, SPECIAL_SPLIT, SPECIAL_TOKENS, UNK_ID, UNK_TK, isSpecial } from './special.ts'
+
+export const GPT2_PACKAGE = 'gpt-tokenizer'
+export const GPT2_RANKS_MODULE = 'gpt-tokenizer/bpeRanks/r50k_base'
+const OFFSET = SPECIAL_TOKENS.length
+
+/** GPT-2's pre-tokenizer (encoder.py), with Unicode classes. */
+const PRETOKENIZE = /'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+/gu
+
+/** GPT-2's bytes_to_unicode: every byte gets a printable character, so tokens are readable strings. */
+function byteToUnicode(): string[] {
+  const map: string[] = []
+  const printable = (b: number) => (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255)
+  let n = 0
+  for (let b = 0; b < 256; b++) map[b] = String.fromCodePoint(printable(b) ? b : 256 + n++)
+  return map
+}
+const BYTE_CHAR = byteToUnicode()
+const CHAR_BYTE = new Map(BYTE_CHAR.map((c, b) => [c, b]))
+
+export type Gpt2Ranks = readonly (string | readonly number[])[]
+
+const utf8 = new TextEncoder()
+const latin1 = (bytes: Uint8Array | readonly number[]) => String.fromCharCode(...bytes)
+
+export class Gpt2Tokenizer implements Tokenizer {
+  readonly name = 'gpt2' as const
+  readonly isUncased: boolean
+  readonly maxVocab: number
+  readonly minCount: number
+  readonly vocabSize: number
+  private rank = new Map<string, number>() // token bytes (one char per byte) -> GPT-2 id
+  private tokenStr: string[] = [] // GPT-2 id -> 'Ġworld' form
+  private strId = new Map<string, number>()
+  private cache = new Map<string, number[]>()
+
+  constructor(ranks: Gpt2Ranks, opts: TokenizerOptions = {}) {
+    const o = checkOptions(opts)
+    this.isUncased = o.isUncased
+    this.maxVocab = o.maxVocab
+    this.minCount = o.minCount
+    const n = o.maxVocab === -1 ? ranks.length : Math.max(0, Math.min(ranks.length, o.maxVocab - OFFSET))
+    for (let id = 0; id < n; id++) {
+      const e = ranks[id]
+      const bytes = typeof e === 'string' ? utf8.encode(e) : e
+      const key = latin1(bytes)
+      this.rank.set(key, id)
+      const s = Array.from(bytes, (b) => BYTE_CHAR[b]).join('')
+      this.tokenStr[id] = s
+      this.strId.set(s, id)
+    }
+    this.vocabSize = OFFSET + n
+  }
+
+  norm(txt: string): string {
+    return this.isUncased ? pyLower(txt) : txt
+  }
+
+  /** GPT-2 ids of one pre-tokenized piece; bytes with no token (only under max_vocab) give -1. */
+  private bpe(piece: string): number[] {
+    const hit = this.cache.get(piece)
+    if (hit) return hit
+    let parts = Array.from(utf8.encode(piece), (b) => String.fromCharCode(b))
+    const whole = this.rank.get(parts.join(''))
+    if (whole !== undefined) parts = [parts.join('')]
+    while (parts.length > 1) {
+      let best = -1, bestRank = Infinity
+      for (let i = 0; i + 1 < parts.length; i++) {
+        const r = this.rank.get(parts[i] + parts[i + 1])
+        if (r !== undefined && r < bestRank) { bestRank = r; best = i }
+      }
+      if (best < 0) break
+      parts.splice(best, 2, parts[best] + parts[best + 1])
+    }
+    const ids = parts.map((p) => this.rank.get(p) ?? -1)
+    if (this.cache.size > 1 << 18) this.cache.clear()
+    this.cache.set(piece, ids)
+    return ids
+  }
+
+  private *pieces(txt: string): Generator<{ special?: string; ids?: number[] }> {
+    for (const seg of this.norm(txt).split(SPECIAL_SPLIT)) {
+      if (seg === '') continue
+      if (isSpecial(seg)) { yield { special: seg }; continue }
+      for (const m of seg.matchAll(PRETOKENIZE)) yield { ids: this.bpe(m[0]) }
+    }
+  }
+
+  tknz(txt: string): string[] {
+    const tks: string[] = []
+    for (const p of this.pieces(txt)) {
+      if (p.special) tks.push(p.special)
+      else for (const id of p.ids!) tks.push(id < 0 ? UNK_TK : this.tokenStr[id])
+    }
+    return tks
+  }
+
+  dtknz(tks: string[]): string {
+    let out = ''
+    let bytes: number[] = []
+    const flush = () => {
+      out += new TextDecoder('utf-8', { ignoreBOM: true }).decode(new Uint8Array(bytes)) // keep a leading U+FEFF: it is text
+      bytes = []
+    }
+    for (const tk of tks) {
+      if (isSpecial(tk)) { flush(); out += tk; continue }
+      for (const ch of tk) {
+        const b = CHAR_BYTE.get(ch)
+        if (b === undefined) { flush(); out += ch } else bytes.push(b)
+      }
+    }
+    flush()
+    return out
+  }
+
+  enc(txt: string): number[] {
+    const ids = [BOS_ID]
+    for (const p of this.pieces(txt)) {
+      if (p.special) ids.push(SPECIAL_TOKENS.indexOf(p.special))
+      else for (const id of p.ids!) ids.push(id < 0 ? UNK_ID : id + OFFSET)
+    }
+    ids.push(EOS_ID)
+    return ids
+  }
+
+  dec(ids: number[], opts: { rmSpTks?: boolean } = {}): string {
+    const keep = opts.rmSpTks ? ids.filter((id) => id !== BOS_ID && id !== EOS_ID && id !== PAD_ID) : ids
+    return this.dtknz(keep.map((id) => (id < OFFSET ? SPECIAL_TOKENS[id] : this.tokenStr[id - OFFSET]) ?? UNK_TK))
+  }
+
+  /** Pretrained: there is nothing to learn. */
+  buildVocab(_texts: Iterable<string>): void {}
+
+  toJSON(): object {
+    return { tknzr_name: 'gpt2', is_uncased: this.isUncased, max_vocab: this.maxVocab, min_count: this.minCount, ranks: `${GPT2_RANKS_MODULE}` }
+  }
+}
+
+function checkRanks(mod: unknown): Gpt2Ranks {
+  let ranks = mod as any
+  for (let i = 0; i < 2 && ranks && !Array.isArray(ranks) && 'default' in ranks; i++) ranks = ranks.default
+  if (!Array.isArray(ranks) || ranks.length < 50000 || ranks[0] !== '!') {
+    throw new LmpError(`${GPT2_RANKS_MODULE} does not hold GPT-2's ranks as expected (an array of 50,256 tokens)`)
+  }
+  return ranks
+}
+
+/** Make `gpt2` available to createTokenizer / tokenizerFromJSON with these ranks. */
+export function registerGpt2(mod: unknown): void {
+  const ranks = checkRanks(mod)
+  registerTokenizer('gpt2', (opts) => new Gpt2Tokenizer(ranks, opts))
+}
+
+let loading: Promise<void> | undefined
+
+/** Load GPT-2's ranks from the npm package (once) and register the `gpt2` tokenizer. */
+export function loadGpt2(): Promise<void> {
+  loading ??= import(GPT2_RANKS_MODULE as string).then(registerGpt2, (err) => {
+    loading = undefined
+    throw new LmpError(`the gpt2 tokenizer needs the npm package '${GPT2_PACKAGE}' (npm install ${GPT2_PACKAGE}): ${(err as Error).message.split('\n')[0]}`)
+  })
+  return loading
+}
