@@ -41,9 +41,15 @@ export interface GenerationEvent {
   topLogprobs?: TokenLogprob[]
 }
 
-// Decoding the output together with the prompt's last tokens shows the whitespace between them
-// (dec strips its ends), so `text` is the continuation as it reads after the prompt: ' 3' after 'you get'.
-const PROMPT_CONTEXT_TOKENS = 8
+// The output is decoded together with the tokens before it (the prompt's last tokens at first), because
+// dec strips its ends: so `text` is the continuation as it reads after the prompt (' 3' after 'you get').
+// Decoding the whole output at every step would cost O(n) per token (NFKC, whitespace regexes), so the
+// output is committed in blocks: only the tokens after the last committed block are decoded, with the
+// CONTEXT tokens before them (whitespace collapsing and NFKC composition only reach across neighbours).
+const CONTEXT = 8
+const BLOCK = 8
+// What a byte-level tokenizer decodes an incomplete UTF-8 sequence to; held back until the next token.
+const TRAILING_REPLACEMENTS = /\uFFFD+$/
 
 export class Generation {
   /** enc(prompt) without its final EOS (BOS kept): what the first model call is fed. */
@@ -64,8 +70,10 @@ export class Generation {
   private readonly stop: string[]
   private readonly logprobs?: number
   private readonly seen: Set<number> // prompt and output ids, for the repetition penalty
-  private readonly contextIds: number[]
-  private readonly contextText: string
+  private contextIds: number[] // the CONTEXT ids before the first uncommitted output token
+  private contextText: string // dec(contextIds)
+  private committed = 0 // output tokens whose text is final
+  private committedText = ''
 
   constructor(tokenizer: TextCodec, prompt: string, opts: GenerateOptions) {
     const { maxNewTokens, seed, stop = [], logprobs, maxSeqLen = null } = opts
@@ -96,7 +104,7 @@ export class Generation {
       throw new LmpError(`the prompt is ${this.promptIds.length} tokens but the model's context is ${maxSeqLen}`)
     }
     this.seen = new Set(this.promptIds)
-    this.contextIds = this.promptIds.slice(-PROMPT_CONTEXT_TOKENS)
+    this.contextIds = this.promptIds.slice(-CONTEXT)
     this.contextText = tokenizer.dec(this.contextIds, { rmSpTks: true })
     if (maxNewTokens === 0) this.finish('length')
   }
@@ -128,8 +136,9 @@ export class Generation {
       visible = decoded.slice(0, stopAt)
     } else {
       if (!finish && (this.tokenIds.length >= this.maxNewTokens || this.contextFull())) finish = 'length'
-      // While running, hold back text that may be the start of a stop string.
+      // While running, hold back text that may be the start of a stop string or of a character.
       visible = finish ? decoded : decoded.slice(0, decoded.length - this.stopPrefixLength(decoded))
+      if (!finish) visible = visible.replace(TRAILING_REPLACEMENTS, '')
     }
     // Streamed text is never taken back. Normally `visible` extends it; only a Unicode normalization that
     // rewrites an already streamed character (a combining mark after it) breaks that, and then the
@@ -156,16 +165,36 @@ export class Generation {
 
   /** The output as it reads after the prompt (specials removed). */
   private decodeOutput(): string {
-    const withContext = this.tokenizer.dec([...this.contextIds, ...this.tokenIds], { rmSpTks: true })
-    if (withContext.startsWith(this.contextText)) return withContext.slice(this.contextText.length)
-    return this.tokenizer.dec(this.tokenIds, { rmSpTks: true })
+    const pending = this.tokenIds.slice(this.committed)
+    const tail = this.decodeAfterContext(pending)
+    const text = this.committedText + tail
+    // Commit the first BLOCK or so pending tokens, at a boundary where their text is final (not, say, in
+    // the middle of a character that byte-level tokens spell in several pieces).
+    for (let n = BLOCK; pending.length >= 2 * BLOCK && n < pending.length - 1; n++) {
+      const block = pending.slice(0, n)
+      const blockText = this.decodeAfterContext(block)
+      if (!tail.startsWith(blockText)) continue
+      this.committed += n
+      this.committedText += blockText
+      this.contextIds = [...this.contextIds, ...block].slice(-CONTEXT)
+      this.contextText = this.tokenizer.dec(this.contextIds, { rmSpTks: true })
+      break
+    }
+    return text
   }
 
-  /** Where the earliest stop string starts in `text`, or -1. */
+  private decodeAfterContext(ids: number[]): string {
+    const withContext = this.tokenizer.dec([...this.contextIds, ...ids], { rmSpTks: true })
+    if (withContext.startsWith(this.contextText)) return withContext.slice(this.contextText.length)
+    return this.tokenizer.dec(ids, { rmSpTks: true })
+  }
+
+  /** Where the earliest stop string starts in `text`, or -1. An occurrence that ended inside the text
+   * already streamed would have been found earlier, so the search starts near its end. */
   private findStop(text: string): number {
     let first = -1
     for (const s of this.stop) {
-      const at = text.indexOf(s)
+      const at = text.indexOf(s, Math.max(0, this.text.length - s.length + 1))
       if (at >= 0 && (first < 0 || at < first)) first = at
     }
     return first

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { LmpError } from '../../src/errors.ts'
-import { generate, generateText, Generation, type GenerateOptions, type GenerationEvent } from '../../src/infer/generate.ts'
+import { generate, generateText, Generation, type GenerateOptions, type GenerationEvent, type TextCodec } from '../../src/infer/generate.ts'
 import { createTokenizer, EOS_ID, PAD_ID } from '../../src/tokenizer/index.ts'
 import { charIds, charTokenizer, fakeModel, historyLogits, scriptedLogits } from './fakes.ts'
 
@@ -96,34 +96,41 @@ t.test('stop strings', async (t) => {
 })
 
 t.test('deltas always concatenate to the final text, which is the decoded continuation cut at a stop', async (t) => {
+  const words = createTokenizer('whitespace')
+  words.buildVocab(['the quick brown fox jumps over the lazy dog , if you add 1 to 2 you get 3 .'])
   const prompts = ['', 'the lazy', 'you  get ', 'a, b']
-  const stops = [[], ['e', 'b '], ['o', 'zz'], [' t', 'og!', 'a']]
+  const stops = [[], ['e', 'b '], ['o', 'zz'], [' t', 'og!', 'a'], ['x  y', 'fox j']]
   let stopped = 0
-  for (let seed = 1; seed <= 40; seed++) {
-    const prompt = prompts[seed % prompts.length]
-    const stop = stops[seed % stops.length]
-    const model = fakeModel(V, historyLogits(V))
-    const gen = new Generation(tk, prompt, { maxNewTokens: 25, temperature: 1.5, seed, stop })
-    const deltas: string[] = []
-    let state = model.initState(1)
-    while (!gen.done) {
-      const ids = gen.inputIds
-      const out = await model.forward([ids], state)
-      state = out.state
-      deltas.push(gen.accept(out.logits.subarray((ids.length - 1) * V)).textDelta)
+  for (const tokenizer of [tk, words]) {
+    const vocab = tokenizer.vocabSize
+    const space = tokenizer.enc('a b')[2]
+    const logitsFor = historyLogits(vocab)
+    for (let seed = 1; seed <= 40; seed++) {
+      const prompt = prompts[seed % prompts.length]
+      const stop = stops[seed % stops.length]
+      const maxNewTokens = seed % 3 === 0 ? 120 : 25 // long outputs go through several committed blocks
+      const gen = new Generation(tokenizer, prompt, { maxNewTokens, temperature: 1.5, seed, stop })
+      const deltas: string[] = []
+      while (!gen.done) {
+        // Spaces are frequent (runs of them collapse) and EOS is rare.
+        const row = Float32Array.from(logitsFor([...gen.promptIds, ...gen.tokenIds]))
+        row[space] += 3
+        row[EOS_ID] -= 4
+        deltas.push(gen.accept(row).textDelta)
+      }
+      t.equal(deltas.join(''), gen.text)
+      const promptIds = gen.promptIds
+      const full = tokenizer.dec([...promptIds, ...gen.tokenIds], { rmSpTks: true })
+      let expected = full.slice(tokenizer.dec(promptIds, { rmSpTks: true }).length)
+      if (gen.finishReason === 'stop') {
+        stopped++
+        const at = Math.min(...stop.map((s) => expected.indexOf(s)).filter((i) => i >= 0))
+        expected = expected.slice(0, at)
+      }
+      t.equal(gen.text, expected, `seed ${seed}: ${JSON.stringify(expected)} (${gen.finishReason})`)
     }
-    t.equal(deltas.join(''), gen.text)
-    const promptIds = gen.promptIds
-    const full = tk.dec([...promptIds, ...gen.tokenIds], { rmSpTks: true })
-    let expected = full.slice(tk.dec(promptIds, { rmSpTks: true }).length)
-    if (gen.finishReason === 'stop') {
-      stopped++
-      const at = Math.min(...stop.map((s) => expected.indexOf(s)).filter((i) => i >= 0))
-      expected = expected.slice(0, at)
-    }
-    t.equal(gen.text, expected, `seed ${seed}: ${JSON.stringify(expected)} (${gen.finishReason})`)
   }
-  t.ok(stopped > 5, `some runs hit a stop string (${stopped})`)
+  t.ok(stopped > 10, `some runs hit a stop string (${stopped})`)
 })
 
 t.test('word tokens: deltas carry the space between words', async (t) => {
@@ -133,6 +140,22 @@ t.test('word tokens: deltas carry the space between words', async (t) => {
   const model = fakeModel(words.vocabSize, scriptedLogits(words.vocabSize, 2, ids))
   const events = await collect(generate(model, words, 'hello', greedy(10)))
   t.same(events.map((e) => e.textDelta), [' big', ' world', ''])
+})
+
+t.test('byte-level tokens: a character split across tokens is streamed whole', async (t) => {
+  // A codec whose tokens are UTF-8 bytes (id = byte + 4): a partial character decodes to U+FFFD.
+  const bytes: TextCodec = {
+    enc: (txt) => [0, ...new TextEncoder().encode(txt).map((b) => b + 4), EOS_ID],
+    dec: (ids) => new TextDecoder().decode(Uint8Array.from(ids.filter((id) => id >= 4).map((id) => id - 4))),
+  }
+  const text = 'héllo € 𝄞 — naïve ünïcödé text, long enough to commit several blocks: ∑∫≈ 漢字かな 🙂!'
+  const script = bytes.enc(text).slice(1, -1)
+  const model = fakeModel(260, scriptedLogits(260, 1, script))
+  const events = await collect(generate(model, bytes, '', greedy(500)))
+  const deltas = events.map((e) => e.textDelta)
+  t.equal(deltas.join(''), text)
+  t.notOk(deltas.some((d) => d.includes('\uFFFD')), 'no replacement character is streamed')
+  t.equal(events[events.length - 1].finishReason, 'eos')
 })
 
 t.test('a seed makes sampling reproducible', async (t) => {
