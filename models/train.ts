@@ -76,6 +76,8 @@ export async function train(opts: {
   tokenizer: Tokenizer
   samples: string[]
   quiet?: boolean
+  /** Called after every optimizer step (benchmarks, tests). */
+  onStep?: (info: { step: number; loss: number; ms: number }) => void
 }): Promise<TrainResult> {
   const { dir, trainConfig: c, tokenizer } = opts
   validateTrainConfig(c)
@@ -123,6 +125,7 @@ export async function train(opts: {
   let lastCkpt = -1
 
   for (let step = 0; step < c.totalStep; step++) {
+    const stepStart = performance.now()
     const batch = nextBatch()
     const lr = learningRate(c, step)
     const dropoutRng = createRng(c.seed * 1_000_003 + step)
@@ -159,6 +162,7 @@ export async function train(opts: {
       )
     }
     recentLoss.push(lossValue)
+    opts.onStep?.({ step: step + 1, loss: lossValue, ms: performance.now() - stepStart })
     const done = step + 1
     const tokensPerSec = (done * tokensPerStep) / ((performance.now() - t0) / 1000)
     bar?.update(done, `loss ${lossValue.toFixed(4)} | ${Math.round(tokensPerSec)} tok/s`)

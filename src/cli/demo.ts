@@ -6,7 +6,7 @@ import { loadDataset } from '../data/index.ts'
 import { openExperiment, servingModel } from './common.ts'
 
 // Settings that reach test perplexity ≈ 1.4 on this 2-core machine's WASM backend in about two minutes.
-const DEMO_DEFAULTS: Record<string, unknown> = {
+export const DEMO_DEFAULTS: Record<string, unknown> = {
   'exp-name': 'demo', 'is-uncased': true, 'batch-size': 64, lr: 1e-2, 'max-seq-len': 40, stride: 40,
   'total-step': 350, 'warmup-step': 30, 'ckpt-step': 350, 'log-step': 25, 'max-norm': 1,
   'd-emb': 64, 'n-blk': 128, 'd-blk': 1, 'n-lyr': 1,
