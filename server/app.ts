@@ -189,7 +189,8 @@ export function createApp(opts: AppOptions): App {
       : file === m.manifest.tokenizer ? files.tokenizer
       : undefined
     if (!abs || String(req.params.name) !== m!.name) return sendError(res, 404, 'no such model file', null, 'not_found')
-    res.sendFile(abs, { headers: { 'Cache-Control': 'no-cache' } })
+    // dotfiles: the experiment folder may sit under a dot-directory; the file itself is one of the three.
+    res.sendFile(abs, { dotfiles: 'allow', headers: { 'Cache-Control': 'no-cache' } })
   })
 
   // onnxruntime-web's runtime (.mjs glue and .wasm), served from node_modules: no CDN.

@@ -1,0 +1,52 @@
+// A small real exported model for the HTTP and browser tests: an LSTM-2000 with seeded random weights
+// over the character tokenizer of the demo dataset, written as EXP/onnx/{model.onnx, manifest.json,
+// tokenizer.json} by the real exporter. Untrained, but its greedy text is fixed by its weights, which
+// is all the consistency tests need (and it takes well under a second to build).
+import { mkdirSync } from 'node:fs'
+import path from 'node:path'
+import { demoSamples } from '../../src/data/demo.ts'
+import { createTokenizer } from '../../src/tokenizer/index.ts'
+import { saveTokenizer } from '../../src/tokenizer/io.ts'
+import { createModel, initWeights, MODEL_DEFAULTS } from '../../models/lm.ts'
+import { exportToDir } from '../../onnx/export.ts'
+import type { Manifest } from '../../src/infer/types.ts'
+
+/** mulberry32: a tiny seeded random source for the weights. */
+function seeded(seed: number): () => number {
+  let a = seed >>> 0
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0
+    let t = a
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+/** Writes ROOT/NAME/{tokenizer.json, onnx/...}; returns the experiment folder and the manifest. */
+export async function writeExportedModel(root: string, name = 'tiny', seed = 1): Promise<{ dir: string; manifest: Manifest }> {
+  const dir = path.join(root, name)
+  mkdirSync(dir, { recursive: true })
+  const tokenizer = createTokenizer('character')
+  tokenizer.buildVocab(demoSamples('train'))
+  saveTokenizer(path.join(dir, 'tokenizer.json'), tokenizer)
+  const model = createModel({
+    ...MODEL_DEFAULTS,
+    model: 'LSTM-2000',
+    vocabSize: tokenizer.vocabSize,
+    dEmb: 16,
+    dHid: 16,
+    nBlk: 4,
+    dBlk: 4,
+    nLyr: 1,
+    // Wide weights so the untrained model still prefers different tokens in different contexts.
+    initLower: -1,
+    initUpper: 1,
+  })
+  const random = seeded(seed)
+  const weights: Record<string, { shape: number[]; data: Float32Array }> = {}
+  const params = model.params()
+  for (const [k, data] of Object.entries(initWeights(model, random))) weights[k] = { shape: params[k].shape, data }
+  const { manifest } = await exportToDir(model, weights, dir)
+  return { dir, manifest }
+}

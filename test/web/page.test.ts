@@ -1,0 +1,119 @@
+// The browser acceptance test: Debian's Chromium (driven by playwright-core, headless, never a downloaded
+// browser) opens the page served by `startServer`, loads an exported model into onnxruntime-web in the
+// worker, generates, and must produce exactly the text onnxruntime-node produces for the same prompt and
+// options. Screenshots go to test-output/ for a reviewer.
+import t from 'tap'
+import { execFileSync } from 'node:child_process'
+import { existsSync, mkdirSync } from 'node:fs'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { pino } from 'pino'
+import { chromium, type Browser, type Page } from 'playwright-core'
+import { startServer } from '../../server/index.ts'
+import { loadExperimentModel } from '../../server/models.ts'
+import { generateText, type GenerateOptions } from '../../src/infer/generate.ts'
+import { writeExportedModel } from '../server/exported-model.ts'
+
+const CHROMIUM = '/usr/bin/chromium'
+const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
+const shots = path.join(repo, 'test-output')
+
+if (!existsSync(CHROMIUM)) {
+  const why = `${CHROMIUM} is missing: run .ci/install-chromium.sh`
+  if (process.env.CI === 'true') t.fail(why)
+  else t.plan(0, why)
+} else {
+  await run()
+}
+
+async function run() {
+  if (!existsSync(path.join(repo, 'web', 'dist', 'index.html')) || !existsSync(path.join(repo, 'web', 'dist', 'worker.js'))) {
+    execFileSync(process.execPath, [path.join(repo, 'web', 'build.mjs')], { stdio: 'inherit' })
+  }
+  mkdirSync(shots, { recursive: true })
+  const root = t.testdir({})
+  const { dir } = await writeExportedModel(root, 'tiny', 3)
+  const server = await startServer({ exps: [dir], port: 0, logger: pino({ level: 'silent' }) })
+  t.teardown(() => server.close())
+  const reference = await loadExperimentModel(dir)
+  t.teardown(() => reference.model.release?.())
+
+  const browser: Browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu'] })
+  t.teardown(() => browser.close())
+
+  async function openPage(query: string): Promise<{ page: Page; problems: string[] }> {
+    const page = await browser.newPage({ viewport: { width: 1000, height: 760 } })
+    const problems: string[] = []
+    page.on('pageerror', (err) => problems.push(`pageerror: ${err.message}`))
+    page.on('console', (m) => { if (m.type() === 'error') problems.push(`console: ${m.text()}`) })
+    await page.goto(server.url + query)
+    return { page, problems }
+  }
+
+  async function waitForState(page: Page, states: string[], timeout = 60_000) {
+    await page.waitForFunction((s) => s.includes(document.body.dataset.state ?? ''), states, { timeout })
+    return page.evaluate(() => ({ state: document.body.dataset.state, status: document.getElementById('status')!.textContent }))
+  }
+
+  async function generateOnPage(page: Page, prompt: string, opts: { maxTokens: number; temperature: number; seed?: number }) {
+    await page.fill('#prompt', prompt)
+    await page.fill('#max-tokens', String(opts.maxTokens))
+    await page.fill('#temperature', String(opts.temperature))
+    await page.fill('#seed', opts.seed === undefined ? '' : String(opts.seed))
+    await page.click('#generate')
+    const end = await waitForState(page, ['done', 'error'])
+    return { ...end, text: await page.textContent('#output-text'), stats: await page.textContent('#stats') }
+  }
+
+  await t.test('the page generates the same text as onnxruntime-node', async (t) => {
+    const { page, problems } = await openPage('?model=tiny&ep=wasm')
+    const ready = await waitForState(page, ['ready', 'error'])
+    t.equal(ready.state, 'ready', `model loaded: ${ready.status}`)
+    t.match(ready.status, /tiny \(LSTM-2000, \d+ tokens\) · WASM, \d+ threads?/)
+    t.equal(await page.evaluate(() => self.crossOriginIsolated), true, 'cross-origin isolated (multi-threaded WASM possible)')
+
+    const prompt = 'If you add 12 to 30 you get'
+    const greedy: GenerateOptions = { maxNewTokens: 40, temperature: 0 }
+    const expected = await generateText(reference.model, reference.tokenizer, prompt, greedy)
+    const got = await generateOnPage(page, prompt, { maxTokens: 40, temperature: 0 })
+    t.equal(got.state, 'done', got.status ?? '')
+    t.ok(expected.text.length > 0, 'the reference generates something')
+    t.equal(expected.finishReason, 'length', 'the reference does not stop early (the stop test relies on it)')
+    t.equal(got.text, expected.text, 'greedy text equals onnxruntime-node\'s')
+    t.match(got.stats, /40 tokens · [\d.]+ tokens\/s · max tokens/)
+    await page.screenshot({ path: path.join(shots, 'web-generate-greedy.png'), fullPage: true })
+
+    // Sampling with a seed draws from the whole distribution: equal text needs equal probabilities too.
+    const sampled = await generateText(reference.model, reference.tokenizer, 'a', { maxNewTokens: 60, temperature: 1, seed: 42 })
+    const gotSampled = await generateOnPage(page, 'a', { maxTokens: 60, temperature: 1, seed: 42 })
+    t.equal(gotSampled.text, sampled.text, 'seeded sampling gives the same text as onnxruntime-node')
+    t.same(problems, [], 'no errors in the page or the worker')
+    await page.close()
+  })
+
+  await t.test('the stop button ends a long generation', async (t) => {
+    const { page } = await openPage('?model=tiny&ep=wasm')
+    await waitForState(page, ['ready'])
+    await page.fill('#prompt', 'If you add 12 to 30 you get')
+    await page.fill('#max-tokens', '4096')
+    await page.fill('#temperature', '0') // this prompt's greedy text never reaches EOS (see the test above)
+    await page.click('#generate')
+    await page.waitForFunction(() => (document.getElementById('output-text')!.textContent ?? '').length >= 5)
+    await page.click('#stop')
+    const end = await waitForState(page, ['done', 'error'], 10_000)
+    t.equal(end.state, 'done')
+    t.match(await page.textContent('#stats'), /^(\d+) tokens · .* · stopped$/)
+    const tokens = Number(/^(\d+)/.exec((await page.textContent('#stats')) ?? '')![1])
+    t.ok(tokens < 4096, `stopped after ${tokens} tokens`)
+    await page.close()
+  })
+
+  await t.test('an unknown model shows an error on the page, not a blank screen', async (t) => {
+    const { page } = await openPage('?model=models/nope/')
+    const end = await waitForState(page, ['error', 'ready'])
+    t.equal(end.state, 'error')
+    t.match(end.status, /manifest\.json: HTTP 404/)
+    await page.screenshot({ path: path.join(shots, 'web-error.png') })
+    await page.close()
+  })
+}
