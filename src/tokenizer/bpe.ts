@@ -10,7 +10,7 @@
 // symbol in merge order. max_vocab (specials included) stops both; if the characters fill it, no merges.
 import { LmpError } from '../errors.ts'
 import { mostCommon, VocabTokenizer, type TokenizerOptions } from './base.ts'
-import { isSpecial } from './special.ts'
+import { BOS_ID, EOS_ID, UNK_ID, isSpecial } from './special.ts'
 import { splitWords } from './words.ts'
 
 export const EOW_TK = '<eow>'
@@ -70,6 +70,7 @@ export class BPETokenizer extends VocabTokenizer {
   merges: [string, string][] = []
   private rank = new Map<string, number>() // 'left right' (joined by '\u0000') -> rank
   private cache = new Map<string, string[]>() // word -> its tokens
+  private idCache = new Map<string, number[]>() // word -> its ids
 
   constructor(opts: TokenizerOptions = {}) {
     super(opts)
@@ -86,6 +87,7 @@ export class BPETokenizer extends VocabTokenizer {
       if (!this.rank.has(key)) this.rank.set(key, i)
     })
     this.cache.clear()
+    this.idCache.clear()
   }
 
   buildVocab(texts: Iterable<string>): void {
@@ -101,7 +103,12 @@ export class BPETokenizer extends VocabTokenizer {
         if (!isSpecial(w)) wordFreq.set(w, (wordFreq.get(w) ?? 0) + 1)
       }
     }
-    return this.learn(wordFreq)
+    try {
+      return this.learn(wordFreq)
+    } finally {
+      this.cache.clear() // the vocabulary (and maybe the merges) changed
+      this.idCache.clear()
+    }
   }
 
   /** Learn characters and merges from word frequencies; returns each word's final training segmentation. */
@@ -219,6 +226,22 @@ export class BPETokenizer extends VocabTokenizer {
     if (this.cache.size > 1 << 20) this.cache.clear() // bound memory on huge open vocabularies
     this.cache.set(word, seq)
     return seq
+  }
+
+  enc(txt: string): number[] {
+    const ids = [BOS_ID]
+    for (const w of splitWords(this.norm(txt))) {
+      if (isSpecial(w)) { ids.push(this.tk2id.get(w)!); continue }
+      let wordIds = this.idCache.get(w)
+      if (!wordIds) {
+        wordIds = this.segment(w).map((tk) => this.tk2id.get(tk) ?? UNK_ID)
+        if (this.idCache.size > 1 << 20) this.idCache.clear()
+        this.idCache.set(w, wordIds)
+      }
+      for (const id of wordIds) ids.push(id)
+    }
+    ids.push(EOS_ID)
+    return ids
   }
 
   tknz(txt: string): string[] {

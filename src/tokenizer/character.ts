@@ -7,6 +7,7 @@ export class CharTokenizer extends VocabTokenizer {
 
   tknz(txt: string): string[] {
     const s = this.norm(txt)
+    if (!s.includes('<')) return Array.from(s) // no special token possible: one token per code point
     const tks: string[] = []
     let i = 0
     while (i < s.length) {
