@@ -55,10 +55,16 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
 
   const close = async () => {
     await new Promise<void>((resolve) => {
-      server.close(() => resolve()) // stops accepting; resolves when in-flight requests have finished
-      server.closeIdleConnections()
+      // Stop accepting; keep-alive connections are dropped as soon as their request is done.
+      const idle = setInterval(() => server.closeIdleConnections(), 50)
       const force = setTimeout(() => server.closeAllConnections(), 30_000)
       force.unref()
+      server.close(() => {
+        clearInterval(idle)
+        clearTimeout(force)
+        resolve()
+      })
+      server.closeIdleConnections()
     })
     await app.locals.engine.idle()
     await registry.releaseAll()

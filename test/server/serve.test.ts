@@ -1,0 +1,122 @@
+// startServer and `lmp serve` with a real exported model (onnxruntime-node): the served text equals
+// generateText's, the page's files are served, bad experiments fail in one line, SIGTERM is graceful.
+import t from 'tap'
+import { spawn } from 'node:child_process'
+import { readFileSync, writeFileSync } from 'node:fs'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { pino } from 'pino'
+import { startServer } from '../../server/index.ts'
+import { loadExperimentModel } from '../../server/models.ts'
+import { LmpError } from '../../src/errors.ts'
+import { generateText } from '../../src/infer/generate.ts'
+import { writeExportedModel } from './exported-model.ts'
+
+const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
+const silent = pino({ level: 'silent' })
+const root = t.testdir({})
+// Seed 3: its greedy text never reaches EOS (the SIGTERM test needs a long generation).
+const { dir, manifest } = await writeExportedModel(root, 'tiny', 3)
+
+t.test('startServer serves a real model on port 0', async (t) => {
+  const server = await startServer({ exps: [dir], port: 0, logger: silent })
+  t.teardown(() => server.close())
+  t.match(server.url, /^http:\/\/127\.0\.0\.1:\d+\/$/)
+  t.not(server.url, 'http://127.0.0.1:0/')
+
+  const reference = await loadExperimentModel(dir)
+  const prompt = 'If you add 3 to 4 you get'
+  const expected = await generateText(reference.model, reference.tokenizer, prompt, { maxNewTokens: 20, temperature: 0 })
+  const res = await fetch(server.url + 'v1/completions', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ model: 'tiny', prompt, max_tokens: 20, temperature: 0 }),
+  })
+  const body = await res.json()
+  t.equal(res.status, 200)
+  t.equal(body.choices[0].text, expected.text, 'the HTTP text is generateText\'s')
+
+  const m = await (await fetch(server.url + 'v1/models')).json()
+  t.equal(m.data[0].architecture, 'LSTM-2000')
+
+  const served = await fetch(server.url + 'models/tiny/manifest.json')
+  t.equal(served.status, 200)
+  t.equal((await served.json()).sha256, manifest.sha256)
+  const onnx = await fetch(server.url + 'models/tiny/model.onnx')
+  t.same(new Uint8Array(await onnx.arrayBuffer()), new Uint8Array(readFileSync(path.join(dir, 'onnx', 'model.onnx'))))
+  t.equal((await fetch(server.url + 'models/tiny/config.json')).status, 404, 'only the three exported files')
+  t.equal((await fetch(server.url + 'models/tiny/..%2F..%2Ftokenizer.json')).status, 404)
+  t.same(await (await fetch(server.url + 'models/index.json')).json(), { models: [{ name: 'tiny', architecture: 'LSTM-2000', path: 'models/tiny/' }] })
+
+  const wasm = await fetch(server.url + 'ort/ort-wasm-simd-threaded.jsep.wasm')
+  t.equal(wasm.status, 200, 'onnxruntime-web runtime served by the project')
+  t.equal(wasm.headers.get('content-type'), 'application/wasm')
+  await wasm.arrayBuffer()
+  t.equal((await fetch(server.url + 'ort/ort.node.min.js')).status, 404, 'only the .mjs/.wasm runtime files')
+  t.equal((await fetch(server.url + 'ort/..%2Fpackage.json')).status, 404)
+})
+
+t.test('a bad experiment fails with one line', async (t) => {
+  await t.rejects(startServer({ exps: ['no-such-exp'], expRoot: root, port: 0, logger: silent }), { constructor: LmpError, message: /unknown experiment 'no-such-exp'/ })
+  const corrupt = (await writeExportedModel(root, 'corrupt', 6)).dir
+  const onnxPath = path.join(corrupt, 'onnx', 'model.onnx')
+  const bytes = readFileSync(onnxPath)
+  bytes[bytes.length >> 1] ^= 0xff
+  writeFileSync(onnxPath, bytes)
+  await t.rejects(startServer({ exps: [corrupt], port: 0, logger: silent }), { message: /corrupt ONNX model: .* does not match the sha256/ })
+  const noExport = path.join(root, 'plain')
+  await t.rejects(startServer({ exps: [noExport], port: 0, logger: silent }), { message: /unknown experiment 'plain'/ })
+})
+
+t.test('lmp serve prints the URL, and SIGTERM lets an in-flight request finish', async (t) => {
+  const child = spawn(process.execPath, [path.join(repo, 'bin', 'lmp.js'), 'serve', '--exp', dir, '--port', '0'], {
+    env: { ...process.env, LMP_LOG_LEVEL: 'silent' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  let stdout = ''
+  let stderr = ''
+  child.stderr.on('data', (d) => (stderr += d))
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)))
+  const url = await new Promise<string>((resolve, reject) => {
+    child.stdout.on('data', (d) => {
+      stdout += d
+      const m = /at (http:\/\/\S+)/.exec(stdout)
+      if (m) resolve(m[1])
+    })
+    child.on('exit', () => reject(new Error(`lmp serve exited: ${stderr}`)))
+  })
+  t.match(stdout, /^lmp: serving tiny at http:\/\/127\.0\.0\.1:\d+\/\n/)
+  // A request that is still running when SIGTERM arrives.
+  const inFlight = fetch(url + 'v1/completions', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ prompt: 'If you add 12 to 30 you get', max_tokens: 2000, temperature: 0, stream: true }),
+  }).then((r) => r.text())
+  let finished = false
+  void inFlight.then(() => (finished = true))
+  await new Promise((r) => setTimeout(r, 150))
+  t.notOk(finished, 'the request is still running at SIGTERM')
+  child.kill('SIGTERM')
+  const text = await inFlight
+  t.match(text, /"finish_reason":"length"[^\n]*\n\ndata: \[DONE\]\n\n$/, 'the in-flight stream ran to max_tokens and finished')
+  t.equal(text.split('\n\n').length - 1, 2000 + 2, 'every token arrived')
+  t.equal(await exited, 0, 'exit code 0')
+  t.match(stderr, /SIGTERM: finishing requests in flight/)
+  await t.rejects(fetch(url + 'health'), 'no longer listening')
+})
+
+t.test('lmp serve: a bad flag or experiment is one line and a non-zero exit', async (t) => {
+  const run = (args: string[]) => new Promise<{ code: number | null; stderr: string }>((resolve) => {
+    const child = spawn(process.execPath, [path.join(repo, 'bin', 'lmp.js'), 'serve', ...args], { stdio: ['ignore', 'ignore', 'pipe'] })
+    let stderr = ''
+    child.stderr.on('data', (d) => (stderr += d))
+    child.on('exit', (code) => resolve({ code, stderr }))
+  })
+  const flag = await run(['--exp', dir, '--prot', '1'])
+  t.equal(flag.code, 2)
+  t.equal(flag.stderr.trim().split('\n').length, 1)
+  const missing = await run(['--exp', path.join(root, 'missing'), '--port', '0'])
+  t.equal(missing.code, 1)
+  t.match(missing.stderr, /^lmp: error: unknown experiment 'missing'/)
+  t.equal(missing.stderr.trim().split('\n').length, 1)
+})
