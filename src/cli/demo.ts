@@ -4,6 +4,7 @@ import type { Command } from './index.ts'
 import { MODEL_OPTIONS, TRAIN_OPTIONS, trainModel } from './train-model.ts'
 import { loadDataset } from '../data/index.ts'
 import { openExperiment, servingModel } from './common.ts'
+import { expRoot } from '../exp.ts'
 
 // Settings that reach test perplexity ≈ 1.4 on this 2-core machine's WASM backend in about two minutes.
 export const DEMO_DEFAULTS: Record<string, unknown> = {
@@ -52,7 +53,7 @@ export const command: Command = {
     if (!o.serve) return
     console.log('== 4/4 serve')
     const { startServer } = await import('../../server/index.ts')
-    const server = await startServer({ exps: [o.expName], host: o.host, port: o.port })
+    const server = await startServer({ exps: [o.expName], expRoot: expRoot(), host: o.host, port: o.port })
     console.log(`web page: ${server.url}/`)
     console.log(`API:      curl -s ${server.url}/v1/completions -H 'content-type: application/json' -d '{"prompt":"If you add 3 to 4 you get","max_tokens":8,"temperature":0}'`)
     console.log('press Ctrl-C to stop')

@@ -1,6 +1,7 @@
 // `lmp gen-txt <top-1|top-K|top-P>`: continue a prompt (onnxruntime-node). lmp's methods, plus
 // temperature, repetition penalty, stop strings and a seed.
 import type { Command } from './index.ts'
+import { LmpError } from '../errors.ts'
 import { openExperiment, servingModel } from './common.ts'
 
 export const command: Command = {
@@ -12,7 +13,8 @@ export const command: Command = {
       'exp-name': { type: 'string', default: 'my_model_exp', help: 'model experiment' },
       ckpt: { type: 'int', default: -1, min: -1, help: 'checkpoint step (-1: latest)' },
       txt: { type: 'string', default: '', help: 'the prompt' },
-      'max-seq-len': { type: 'int', default: 32, min: 1, max: 100000, help: 'most tokens to generate' },
+      'max-new-tokens': { type: 'int', default: 32, min: 1, max: 100000, help: 'most tokens to generate' },
+      'max-seq-len': { type: 'int', min: 1, max: 100000, help: "lmp's limit: prompt (with BOS) + generated tokens <= max_seq_len" },
       k: { type: 'int', default: 5, min: 1, help: 'top-K: sample among the k most likely tokens' },
       p: { type: 'float', default: 0.9, min: 0, max: 1, help: 'top-P: nucleus mass' },
       temperature: { type: 'float', default: 1, min: 0, help: 'softmax temperature (0: greedy)' },
@@ -26,13 +28,20 @@ export const command: Command = {
     const { methodSampling } = await import('../infer/sampling.ts')
     const { generate } = await import('../infer/generate.ts')
     const { model } = await servingModel(exp, o.ckpt)
+    let maxNewTokens = o.maxNewTokens
+    if (o.maxSeqLen !== undefined) {
+      // lmp generates max_seq_len − (prompt tokens with BOS) + 1 tokens, nothing when the prompt is that long.
+      const promptLen = exp.tokenizer.enc(o.txt).length - 1
+      maxNewTokens = Math.min(maxNewTokens, o.maxSeqLen - promptLen + 1)
+      if (maxNewTokens <= 0) throw new LmpError(`the prompt is ${promptLen} tokens: nothing fits in --max-seq-len ${o.maxSeqLen}`)
+    }
     const opts = {
       ...methodSampling(positionals[0], { k: o.k, p: o.p }),
       ...(positionals[0] !== 'top-1' && o.temperature !== 1 ? { temperature: o.temperature } : {}),
       repetitionPenalty: o.repetitionPenalty,
       stop: o.stop,
       seed: o.seed,
-      maxNewTokens: o.maxSeqLen,
+      maxNewTokens,
     }
     // Stream to stdout as tokens come.
     for await (const ev of generate(model, exp.tokenizer, o.txt, opts)) process.stdout.write(ev.textDelta)

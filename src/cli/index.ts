@@ -39,7 +39,7 @@ export async function main(argv: string[]): Promise<number> {
   if (!first || first === '--help' || first === '-h' || first === 'help') {
     const summaries: [string, string][] = []
     for (const [name, load] of Object.entries(commands)) {
-      try { summaries.push([name, (await load()).command.spec.summary]) } catch { /* not built yet */ }
+      summaries.push([name, (await load()).command.spec.summary])
     }
     console.log(mainHelp(summaries))
     return first ? 0 : 2

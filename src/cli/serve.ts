@@ -1,6 +1,7 @@
 // `lmp serve --exp NAME [--exp NAME2 ...]`: the HTTP server and the web page for exported models.
 import type { Command } from './index.ts'
 import { UsageError } from './args.ts'
+import { expRoot } from '../exp.ts'
 
 export const command: Command = {
   spec: {
@@ -8,7 +9,7 @@ export const command: Command = {
     summary: 'Serve exported models over HTTP (OpenAI-style /v1/completions) and the web page at /.',
     options: {
       exp: { type: 'string[]', help: 'experiment to serve: a name under --exp-root, or a folder path (repeatable)' },
-      'exp-root': { type: 'string', default: 'exp', help: 'folder holding the experiments' },
+      'exp-root': { type: 'string', help: 'folder holding the experiments (default: $LMP_EXP_DIR, else ./exp)' },
       host: { type: 'string', default: '127.0.0.1', help: 'address to bind (0.0.0.0 exposes it to the network)' },
       port: { type: 'int', default: 8080, min: 0, max: 65535, help: 'port (0 picks a free one)' },
       device: { type: 'string', default: 'cpu', choices: ['cpu', 'cuda'], help: 'onnxruntime-node execution provider' },
@@ -22,7 +23,7 @@ export const command: Command = {
     const { startServer } = await import('../../server/index.ts')
     const running = await startServer({
       exps: o.exp,
-      expRoot: o.expRoot,
+      expRoot: o.expRoot ?? expRoot(),
       host: o.host,
       port: o.port,
       device: o.device,
