@@ -1,6 +1,6 @@
 // HTTP tests of the express app against a real server on 127.0.0.1, with a fake deterministic model
 // (test/server/fake-model.ts) and the real tokenizer, generation and scoring code.
-import t from 'tap'
+import t, { type Test } from 'tap'
 import type { AddressInfo } from 'node:net'
 import type { Server } from 'node:http'
 import { pino } from 'pino'
@@ -11,7 +11,7 @@ import { fakeNll, fakeServedModel } from './fake-model.ts'
 
 const silent = pino({ level: 'silent' })
 
-async function serve(t: Tap.Test, opts: Partial<AppOptions> = {}) {
+async function serve(t: Test, opts: Partial<AppOptions> = {}) {
   const app = createApp({ models: [fakeServedModel('fake'), fakeServedModel('slow', { delayMs: 20 })], logger: silent, ...opts })
   const server: Server = await new Promise((resolve) => { const s = app.listen(0, '127.0.0.1', () => resolve(s)) })
   t.teardown(() => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()) }))
@@ -44,7 +44,6 @@ async function readSse(res: Response): Promise<{ events: any[]; done: boolean }>
   return { events, done }
 }
 
-declare global { namespace Tap { type Test = import('tap').Test } }
 
 t.test('health, models and metrics', async (t) => {
   const { base } = await serve(t)

@@ -1,7 +1,7 @@
 // Hostile and malformed bodies against every POST endpoint: wrong types, huge numbers, deep nesting,
 // invalid UTF-8, oversized bodies, unknown and path-like model names. No 5xx, every error is JSON in
 // OpenAI's shape, and the server stays healthy.
-import t from 'tap'
+import t, { type Test } from 'tap'
 import type { AddressInfo } from 'node:net'
 import type { Server } from 'node:http'
 import fc from 'fast-check'
@@ -16,18 +16,17 @@ const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
 const endpoints = ['/v1/completions', '/v1/perplexity', '/v1/tokenize', '/v1/detokenize']
 
 async function send(path: string, body: string | Uint8Array): Promise<{ status: number; json: any }> {
-  const res = await fetch(base + path, { method: 'POST', headers: { 'content-type': 'application/json' }, body })
+  const res = await fetch(base + path, { method: 'POST', headers: { 'content-type': 'application/json' }, body: body as BodyInit })
   const text = await res.text()
   let json: any
   try { json = JSON.parse(text) } catch { json = undefined }
   return { status: res.status, json }
 }
 
-function checkResponse(t: Tap.Test, what: string, r: { status: number; json: any }) {
+function checkResponse(t: Test, what: string, r: { status: number; json: any }) {
   if (r.status >= 500) t.fail(`${what}: ${r.status} ${JSON.stringify(r.json)}`)
   if (r.status >= 400 && typeof r.json?.error?.message !== 'string') t.fail(`${what}: ${r.status} without a JSON error`)
 }
-declare global { namespace Tap { type Test = import('tap').Test } }
 
 const hostileValue = fc.oneof(
   fc.constantFrom(null, true, false, 0, -1, 1.5, 1e308, -1e308, 2 ** 53 + 2, '', 'NaN', '\u0000', '../../etc/passwd', '%2e%2e%2f', '<bos><eos>'),
