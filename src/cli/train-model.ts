@@ -89,7 +89,7 @@ function existingTokenizerDir(name: string): string {
 /** Train (and export) as `lmp train-model` does; `lmp demo` calls this with its own defaults. */
 export async function trainModel(modelName: string, o: Record<string, any>) {
   const dir = expDir(o.expName)
-  const samples = await loadDataset(o.dsetName, o.ver ?? 'train', { dataPath: o.dataPath })
+  const samples = await loadDataset(o.dsetName, o.ver, { dataPath: o.dataPath })
   const tokenizer = await getTokenizer(o, samples)
   const modelConfig = {
     model: modelName,
@@ -121,7 +121,7 @@ export async function trainModel(modelName: string, o: Record<string, any>) {
   const config = {
     model: modelConfig,
     train: trainConfig,
-    data: { dsetName: o.dsetName, ver: o.ver ?? 'train', dataPath: o.dataPath ?? null },
+    data: { dsetName: o.dsetName, ver: o.ver ?? null, dataPath: o.dataPath ?? null },
     tokenizer: o.tknzrExpName ? { fromExperiment: o.tknzrExpName } : { name: o.tknzr, isUncased: o.isUncased, maxVocab: o.maxVocab, minCount: o.minCount },
     backend,
   }
