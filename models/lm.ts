@@ -89,7 +89,7 @@ export function lossTf(logits: tf.Tensor2D[], targets: number[][], labelSmoothin
   let count = 0
   const terms = logits.map((lg, t) => {
     const col = targets.map((row) => row[t])
-    const weights = col.map((id) => (id === PAD_ID ? 0 : 1))
+    const weights: number[] = col.map((id) => (id === PAD_ID ? 0 : 1))
     count += weights.reduce((a, b) => a + b, 0)
     const logp = tf.logSoftmax(lg)
     let target = tf.cast(tf.oneHot(tf.tensor1d(col, 'int32'), vocab), 'float32')

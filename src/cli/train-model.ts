@@ -9,25 +9,9 @@ import { writeFileAtomic } from '../io/atomic.ts'
 import { DATASETS, loadDataset } from '../data/index.ts'
 import { createTokenizer, TOKENIZER_NAMES, type Tokenizer } from '../tokenizer/index.ts'
 import { loadTokenizer, saveTokenizer } from '../tokenizer/io.ts'
+import { MODEL_OPTIONS, MODELS, modelConfigFromOptions } from './model-options.ts'
 
-const MODELS = ['Elman-Net', 'GRU', 'LSTM-1997', 'LSTM-2000', 'LSTM-2002'] as const
-
-/** Model options, lmp's names. Defaults are sized to learn something (lmp's are all 1). */
-export const MODEL_OPTIONS: Record<string, OptionSpec> = {
-  'd-emb': { type: 'int', default: 64, min: 1, help: 'embedding size' },
-  'd-hid': { type: 'int', default: 128, min: 1, help: 'hidden size (Elman-Net, GRU)' },
-  'n-blk': { type: 'int', default: 128, min: 1, help: 'memory cell blocks (LSTMs)' },
-  'd-blk': { type: 'int', default: 1, min: 1, help: 'units per block (LSTMs); hidden size = n_blk × d_blk' },
-  'n-lyr': { type: 'int', default: 1, min: 1, help: 'recurrent layers' },
-  'p-emb': { type: 'float', default: 0, min: 0, max: 0.99, help: 'dropout on embeddings' },
-  'p-hid': { type: 'float', default: 0, min: 0, max: 0.99, help: 'dropout on hidden layers' },
-  'init-lower': { type: 'float', default: -0.1, help: 'uniform init, lower bound' },
-  'init-upper': { type: 'float', default: 0.1, help: 'uniform init, upper bound' },
-  'init-ib': { type: 'float', default: -1, max: 0, help: 'LSTM input-gate bias init range [init_ib, 0]' },
-  'init-ob': { type: 'float', default: -1, max: 0, help: 'LSTM output-gate bias init range [init_ob, 0]' },
-  'init-fb': { type: 'float', default: 1, min: 0, help: 'LSTM forget-gate bias init range [0, init_fb]' },
-  'label-smoothing': { type: 'float', default: 0, min: 0, max: 0.99, help: 'label smoothing of the loss' },
-}
+export { MODEL_OPTIONS }
 
 export const TRAIN_OPTIONS: Record<string, OptionSpec> = {
   'exp-name': { type: 'string', default: 'my_model_exp', help: 'experiment name (folder exp/NAME)' },
@@ -91,13 +75,7 @@ export async function trainModel(modelName: string, o: Record<string, any>) {
   const dir = expDir(o.expName)
   const samples = await loadDataset(o.dsetName, o.ver, { dataPath: o.dataPath })
   const tokenizer = await getTokenizer(o, samples)
-  const modelConfig = {
-    model: modelName,
-    vocabSize: tokenizer.vocabSize,
-    dEmb: o.dEmb, dHid: o.dHid, nBlk: o.nBlk, dBlk: o.dBlk, nLyr: o.nLyr, pEmb: o.pEmb, pHid: o.pHid,
-    initLower: o.initLower, initUpper: o.initUpper, initIb: o.initIb, initOb: o.initOb, initFb: o.initFb,
-    labelSmoothing: o.labelSmoothing,
-  }
+  const modelConfig = modelConfigFromOptions(modelName, tokenizer.vocabSize, o)
   const trainConfig = {
     batchSize: o.batchSize, lr: o.lr, beta1: o.beta1, beta2: o.beta2, eps: o.eps, weightDecay: o.weightDecay,
     maxNorm: o.maxNorm, maxSeqLen: o.maxSeqLen, stride: o.stride, totalStep: o.totalStep, warmupStep: o.warmupStep,
