@@ -4,16 +4,20 @@ import * as tf from '@tensorflow/tfjs-core'
 import { LmpError } from '../src/errors.ts'
 import { PAD_ID } from '../src/tokenizer/index.ts'
 import { RecurrentLM, RNN_NAMES, type RnnConfig, type ParamSpec } from './rnn.ts'
+import { TransformerLM, TRANSFORMER_NAMES, type TransformerConfig } from './transformer.ts'
 import { TfOps } from './tf-ops.ts'
 
-export const MODEL_NAMES = [...RNN_NAMES] as const
-export type ModelConfig = RnnConfig & { labelSmoothing: number }
-export type LanguageModel = RecurrentLM
+export const MODEL_NAMES = [...RNN_NAMES, ...TRANSFORMER_NAMES] as const
+/** One flat config for every architecture (as the CLI builds it); each model reads its own fields. */
+export type ModelConfig = Omit<RnnConfig, 'model'> & Omit<TransformerConfig, 'model'> & { model: string; labelSmoothing: number }
+export type LanguageModel = RecurrentLM | TransformerLM
 
-/** lmp's defaults, except where noted in the README. */
+/** lmp's defaults, except where noted in the README (Transformer: GPT-2's layout). */
 export const MODEL_DEFAULTS = {
   dEmb: 1, dHid: 1, nBlk: 1, dBlk: 1, nLyr: 1, pEmb: 0, pHid: 0,
   initLower: -0.1, initUpper: 0.1, initIb: -1, initOb: -1, initFb: 1, labelSmoothing: 0,
+  dModel: 1, nHead: 1, dFf: 1, p: 0, maxSeqLen: 512,
+  activation: 'gelu' as const, layout: 'pre-ln' as const, positions: 'learned' as const,
 }
 
 export function createModel(config: ModelConfig): LanguageModel {
@@ -21,6 +25,7 @@ export function createModel(config: ModelConfig): LanguageModel {
   if (!(MODEL_NAMES as readonly string[]).includes(c.model)) {
     throw new LmpError(`unknown model '${c.model}'; choose one of ${MODEL_NAMES.join(', ')}`)
   }
+  if ((TRANSFORMER_NAMES as readonly string[]).includes(c.model)) return createTransformer(c)
   const positive = ['vocabSize', 'dEmb', 'dHid', 'nBlk', 'dBlk', 'nLyr'] as const
   for (const k of positive) {
     if (!Number.isInteger(c[k]) || c[k] < 1) throw new LmpError(`${k} must be an integer >= 1, got ${c[k]}`)
@@ -31,7 +36,27 @@ export function createModel(config: ModelConfig): LanguageModel {
   if (!(c.initLower <= c.initUpper)) throw new LmpError('must have init_lower <= init_upper')
   if (c.initIb > 0 || c.initOb > 0) throw new LmpError('init_ib and init_ob must be <= 0')
   if (c.initFb < 0) throw new LmpError('init_fb must be >= 0')
-  return new RecurrentLM(c)
+  return new RecurrentLM(c as RnnConfig)
+}
+
+function createTransformer(c: ModelConfig): TransformerLM {
+  for (const k of ['vocabSize', 'dModel', 'nHead', 'dFf', 'nLyr', 'maxSeqLen'] as const) {
+    if (!Number.isInteger(c[k]) || c[k] < 1) throw new LmpError(`${k} must be an integer >= 1, got ${c[k]}`)
+  }
+  if (c.dModel % c.nHead !== 0) throw new LmpError(`d_model (${c.dModel}) must be a multiple of n_head (${c.nHead})`)
+  for (const k of ['p', 'labelSmoothing'] as const) {
+    if (!(c[k] >= 0 && c[k] < 1)) throw new LmpError(`${k} must be in [0, 1), got ${c[k]}`)
+  }
+  if (!(c.initLower <= c.initUpper)) throw new LmpError('must have init_lower <= init_upper')
+  const choices = { activation: ['gelu', 'relu'], layout: ['pre-ln', 'post-ln'], positions: ['learned', 'sinusoidal'] } as const
+  for (const [k, allowed] of Object.entries(choices) as [keyof typeof choices, readonly string[]][]) {
+    if (!allowed.includes(c[k])) throw new LmpError(`${k} must be one of ${allowed.join(', ')}, got '${c[k]}'`)
+  }
+  return new TransformerLM({
+    model: 'Transformer', vocabSize: c.vocabSize, dModel: c.dModel, nHead: c.nHead, dFf: c.dFf, nLyr: c.nLyr,
+    p: c.p, maxSeqLen: c.maxSeqLen, activation: c.activation, layout: c.layout, positions: c.positions,
+    initLower: c.initLower, initUpper: c.initUpper,
+  })
 }
 
 /** Fresh weights, each drawn uniformly from its spec's range with the given random source. */
@@ -46,22 +71,52 @@ export function initWeights(model: LanguageModel, random: () => number): Record<
   return out
 }
 
-/** Zero state for a batch, in stateSpec order. */
+/** Zero state for a batch: recurrent state in stateSpec order; for the Transformer an empty cache
+ * (key then value per layer, each [batch, heads, 0, head_dim]). */
 export function zeroStateTf(model: LanguageModel, batch: number): tf.Tensor[] {
+  if (model.kind === 'transformer') {
+    const { nHead, nLyr } = model.config
+    return Array.from({ length: 2 * nLyr }, () => tf.zeros([batch, nHead, 0, model.headDim]))
+  }
   return model.stateSpec().map((s) => tf.zeros([batch, s.size]))
 }
 
 /**
- * Run the model over rows of token ids (batch × steps), one step at a time: on the wasm backend small
- * per-step tensors are far cheaper than slicing one big sequence tensor (../shared/MEASURED.md).
- * Returns the logits of each step ([batch, vocab]) and the final state.
+ * The Transformer over rows of token ids [batch, S] in one pass: logits [batch, S, vocab] as one tensor
+ * (slicing it per step is slow on wasm). With `cache` (key then value per layer, [batch, heads, past,
+ * head_dim]; may be empty) the tokens follow the cache and the extended cache is returned; without it
+ * (training) no cache is built.
+ */
+export function forwardTransformerTf(model: TransformerLM, o: TfOps, ids: number[][], cache: tf.Tensor[] | null) {
+  const steps = ids[0]?.length ?? 0
+  const pastLen = cache?.[0]?.shape[2] ?? 0
+  if (pastLen + steps > model.config.maxSeqLen) {
+    throw new LmpError(`the Transformer has ${model.config.maxSeqLen} positions; got ${pastLen} cached + ${steps} new tokens`)
+  }
+  const idsT = tf.tensor2d(ids.flat(), [ids.length, steps], 'int32')
+  const past = cache ? Array.from({ length: model.config.nLyr }, (_, l) => ({ key: cache[2 * l], value: cache[2 * l + 1] })) : null
+  const { logits, present, attentions } = model.forward(o, idsT, past)
+  return { logits: logits as tf.Tensor3D, state: present.flatMap((kv) => [kv.key, kv.value]), attentions }
+}
+
+/**
+ * Run the model over rows of token ids (batch × steps). Recurrent models go one step at a time (on the
+ * wasm backend small per-step tensors are far cheaper than slicing one big sequence tensor,
+ * ../shared/MEASURED.md) and return the logits of each step ([batch, vocab]) and the final state. The
+ * Transformer returns logits [batch, steps, vocab] as one tensor, and the extended cache when `state`
+ * (a cache, zeroStateTf's layout) is given, else an empty state.
  */
 export function forwardTf(
   model: LanguageModel,
   o: TfOps,
   ids: number[][],
-  state: tf.Tensor[] = zeroStateTf(model, ids.length),
-): { logits: tf.Tensor2D[]; state: tf.Tensor[] } {
+  state?: tf.Tensor[],
+): { logits: tf.Tensor2D[] | tf.Tensor3D; state: tf.Tensor[] } {
+  if (model.kind === 'transformer') {
+    const { logits, state: next } = forwardTransformerTf(model, o, ids, state ?? null)
+    return { logits, state: next }
+  }
+  state ??= zeroStateTf(model, ids.length)
   const spec = model.stateSpec()
   const perLayer = (l: number) => spec.map((s, i) => (s.layer === l ? i : -1)).filter((i) => i >= 0)
   const layerIdx = Array.from({ length: model.config.nLyr }, (_, l) => perLayer(l))
@@ -84,7 +139,12 @@ export function forwardTf(
  * Cross-entropy of per-step logits against target rows, averaged over the targets that are not PAD
  * (lmp's loss), with optional label smoothing over all classes.
  */
-export function lossTf(logits: tf.Tensor2D[], targets: number[][], labelSmoothing = 0): { loss: tf.Scalar; count: number } {
+export function lossTf(logits: tf.Tensor2D[] | tf.Tensor3D, targets: number[][], labelSmoothing = 0): { loss: tf.Scalar; count: number } {
+  if (!Array.isArray(logits)) {
+    // [batch, steps, vocab] as one [batch·steps, vocab] step, targets flattened to match (row-major).
+    const [batch, steps, vocabSize] = logits.shape
+    return lossTf([tf.reshape(logits, [batch * steps, vocabSize]) as tf.Tensor2D], targets.flat().map((id) => [id]), labelSmoothing)
+  }
   const vocab = logits[0].shape[1]
   let count = 0
   const terms = logits.map((lg, t) => {

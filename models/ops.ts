@@ -7,15 +7,28 @@ export interface Ops<T> {
   param(name: string): T
   /** A constant; `dtype` float32 unless given. */
   constant(values: number[], shape: number[]): T
-  matMul(a: T, b: T): T // a [..., m, k] × b [k, n] (b 2-D, never transposed: see models/backend.ts)
+  /**
+   * a [..., m, k] × b [k, n] (b 2-D), or a batched product a [..., m, k] × b [..., k, n] (same rank, same
+   * leading dims). Never a transposed operand (see models/backend.ts): transpose explicitly first.
+   */
+  matMul(a: T, b: T): T
   add(a: T, b: T): T
   sub(a: T, b: T): T
   mul(a: T, b: T): T
+  /** x times a constant number. */
+  scale(x: T, factor: number): T
   tanh(x: T): T
   sigmoid(x: T): T
   relu(x: T): T
   gelu(x: T): T // tanh approximation, as GPT-2
   softmax(x: T): T // over the last axis
+  /**
+   * Causal additive mask on attention scores [..., S, P+S] (queries are the last S of P+S positions, P
+   * read from the shapes): adds -1e9 where key j lies after query i, that is j > P + i, and 0 elsewhere.
+   */
+  causalMask(scores: T): T
+  /** Integer positions [S] of token ids [batch, S] that follow a cache `past` [batch, heads, P, dh]: P .. P+S-1. */
+  positions(ids: T, past: T | null): T
   layerNorm(x: T, gain: T, bias: T, eps: number): T // over the last axis
   /** Rows of `table` [V, d] picked by integer `ids` [...]: the result is [..., d]. */
   embed(table: T, ids: T): T
@@ -28,5 +41,5 @@ export interface Ops<T> {
   /** New shape with ONNX Reshape semantics: 0 copies the input's dim at that index, -1 infers one dim. */
   reshape(x: T, shape: number[]): T
   transpose(x: T, perm: number[]): T
-  concat(xs: T[], axis: number): T
+  concat(xs: T[], axis: number): T // zero-length inputs (an empty cache) are allowed
 }

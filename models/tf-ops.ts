@@ -22,7 +22,7 @@ export class TfOps implements Ops<tf.Tensor> {
   }
   constant(values: number[], shape: number[]) { return tf.tensor(values, shape, 'float32') }
   matMul(a: tf.Tensor, b: tf.Tensor) {
-    if (a.rank === 2) return tf.matMul(a as tf.Tensor2D, b as tf.Tensor2D)
+    if (a.rank === 2 || b.rank === a.rank) return tf.matMul(a, b)
     const lead = a.shape.slice(0, -1)
     const flat = tf.matMul(tf.reshape(a, [-1, a.shape[a.rank - 1]]) as tf.Tensor2D, b as tf.Tensor2D)
     return tf.reshape(flat, [...lead, b.shape[1]!])
@@ -30,15 +30,30 @@ export class TfOps implements Ops<tf.Tensor> {
   add(a: tf.Tensor, b: tf.Tensor) { return tf.add(a, b) }
   sub(a: tf.Tensor, b: tf.Tensor) { return tf.sub(a, b) }
   mul(a: tf.Tensor, b: tf.Tensor) { return tf.mul(a, b) }
+  scale(x: tf.Tensor, factor: number) { return tf.mul(x, factor) }
   tanh(x: tf.Tensor) { return tf.tanh(x) }
   sigmoid(x: tf.Tensor) { return tf.sigmoid(x) }
   relu(x: tf.Tensor) { return tf.relu(x) }
   gelu(x: tf.Tensor) {
-    // 0.5 x (1 + tanh(sqrt(2/π) (x + 0.044715 x³)))
-    const inner = tf.mul(Math.sqrt(2 / Math.PI), tf.add(x, tf.mul(0.044715, tf.pow(x, 3))))
-    return tf.mul(tf.mul(0.5, x), tf.add(1, tf.tanh(inner)))
+    // GPT-2's tanh approximation 0.5 x (1 + tanh(√(2/π) (x + 0.044715 x³))), written with the identity
+    // 0.5 (1 + tanh(z)) = σ(2z): wasm's Sigmoid is vectorized, its Tanh is ~7× slower. x·x·x, not pow.
+    // onnx/trace.ts computes the same expression.
+    const z2 = tf.mul(2 * Math.sqrt(2 / Math.PI), tf.add(x, tf.mul(0.044715, tf.mul(tf.mul(x, x), x))))
+    return tf.mul(x, tf.sigmoid(z2))
   }
   softmax(x: tf.Tensor) { return tf.softmax(x) }
+  causalMask(scores: tf.Tensor) {
+    const s = scores.shape[scores.rank - 2]!
+    const total = scores.shape[scores.rank - 1]!
+    const past = total - s
+    const mask = new Float32Array(s * total)
+    for (let i = 0; i < s; i++) mask.fill(-1e9, i * total + past + i + 1, (i + 1) * total)
+    return tf.add(scores, tf.tensor2d(mask, [s, total]))
+  }
+  positions(ids: tf.Tensor, past: tf.Tensor | null) {
+    const start = past ? past.shape[2]! : 0
+    return tf.range(start, start + ids.shape[1]!, 1, 'int32')
+  }
   layerNorm(x: tf.Tensor, gain: tf.Tensor, bias: tf.Tensor, eps: number) {
     const { mean, variance } = tf.moments(x, -1, true)
     return tf.add(tf.mul(tf.div(tf.sub(x, mean), tf.sqrt(tf.add(variance, eps))), gain), bias)
@@ -62,5 +77,8 @@ export class TfOps implements Ops<tf.Tensor> {
   sumLast(x: tf.Tensor) { return tf.sum(x, -1, true) }
   reshape(x: tf.Tensor, shape: number[]) { return tf.reshape(x, shape.map((d, i) => (d === 0 ? x.shape[i]! : d))) }
   transpose(x: tf.Tensor, perm: number[]) { return tf.transpose(x, perm) }
-  concat(xs: tf.Tensor[], axis: number) { return tf.concat(xs, axis) }
+  concat(xs: tf.Tensor[], axis: number) {
+    const nonEmpty = xs.filter((x) => x.size > 0)
+    return nonEmpty.length === 1 ? nonEmpty[0] : tf.concat(nonEmpty.length ? nonEmpty : xs, axis)
+  }
 }

@@ -5,6 +5,9 @@ import type { Manifest, State, StepModel } from '../src/infer/types.ts'
 import { forwardTf, type LanguageModel } from './lm.ts'
 import { TfOps } from './tf-ops.ts'
 
+/** Concrete dims of a manifest state entry: 'batch' → batch, 'past' (the Transformer's cache) → 0. */
+const stateDims = (shape: (number | string)[], batch: number) => shape.map((d) => (d === 'batch' ? batch : typeof d === 'number' ? d : 0))
+
 export function tfStepModel(model: LanguageModel, weights: Record<string, { shape: number[]; data: Float32Array }>, manifest: Manifest): StepModel {
   const params: Record<string, tf.Tensor> = {}
   for (const [name, w] of Object.entries(weights)) params[name] = tf.tensor(w.data, w.shape)
@@ -12,15 +15,19 @@ export function tfStepModel(model: LanguageModel, weights: Record<string, { shap
   return {
     manifest,
     initState(batch: number): State {
-      return model.stateSpec().map((s) => ({ dims: [batch, s.size], data: new Float32Array(batch * s.size) }))
+      return manifest.state.map((s) => {
+        const dims = stateDims(s.shape, batch)
+        return { dims, data: new Float32Array(dims.reduce((a, b) => a * b, 1)) }
+      })
     },
     async forward(ids: number[][], state: State) {
       return tf.tidy(() => {
         const { logits, state: next } = forwardTf(model, o, ids, state.map((s) => tf.tensor(s.data, s.dims)))
-        // Per-step logits [batch, vocab] → [batch, steps, vocab], as the ONNX graph returns them.
-        const stacked = tf.stack(logits, 1)
+        // Recurrent models give per-step logits [batch, vocab]: stacked to [batch, steps, vocab] as the
+        // ONNX graph returns them. The Transformer's are [batch, steps, vocab] already.
+        const all = Array.isArray(logits) ? tf.stack(logits, 1) : logits
         return {
-          logits: stacked.dataSync() as Float32Array,
+          logits: all.dataSync() as Float32Array,
           state: next.map((t) => ({ data: t.dataSync() as Float32Array, dims: t.shape })),
         }
       })

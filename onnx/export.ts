@@ -7,6 +7,7 @@ import { writeFileAtomic } from '../src/io/atomic.ts'
 import type { Manifest } from '../src/infer/types.ts'
 import type { LanguageModel } from '../models/lm.ts'
 import type { RecurrentLM } from '../models/rnn.ts'
+import type { TransformerLM } from '../models/transformer.ts'
 import { encodeModel, type GraphDef } from './proto.ts'
 import { GraphBuilder, OnnxOps, type Weights } from './trace.ts'
 
@@ -59,9 +60,54 @@ export function recurrentGraph(model: RecurrentLM, weights: Weights): GraphDef {
   return root.toGraph(model.config.model)
 }
 
+const pastName = (layer: number, kv: 'key' | 'value') => `past_key_values.${layer}.${kv}`
+const presentName = (layer: number, kv: 'key' | 'value') => `present.${layer}.${kv}`
+
+/**
+ * The Transformer with a key/value cache: `input_ids` [batch, sequence] and per layer
+ * `past_key_values.{i}.key|value` [batch, heads, past, head_dim] (zero-length on the first call) in;
+ * `logits`, `present.{i}.key|value` [batch, heads, past+sequence, head_dim] and the attention
+ * probabilities `attentions.{i}` [batch, heads, sequence, past+sequence] out. Positions start at the
+ * past length, read from the cache's shape, so a generated token costs one position of attention.
+ */
+export function transformerGraph(model: TransformerLM, weights: Weights): GraphDef {
+  const root = new GraphBuilder(weights)
+  const o = new OnnxOps(root)
+  const c = model.config
+  const ids = root.input('input_ids', 'int64', ['batch', 'sequence'])
+  const pastShape = model.cacheShape()
+  const past = Array.from({ length: c.nLyr }, (_, l) => ({
+    key: root.input(pastName(l, 'key'), 'float32', pastShape),
+    value: root.input(pastName(l, 'value'), 'float32', pastShape),
+  }))
+  const { logits, present, attentions } = model.forward(o, ids, past)
+  root.output(logits, 'logits', 'float32', ['batch', 'sequence', c.vocabSize])
+  const presentShape = ['batch', c.nHead, 'past+sequence', model.headDim]
+  present.forEach((kv, l) => {
+    root.output(kv.key, presentName(l, 'key'), 'float32', presentShape)
+    root.output(kv.value, presentName(l, 'value'), 'float32', presentShape)
+  })
+  attentions.forEach((a, l) => root.output(a, `attentions.${l}`, 'float32', ['batch', c.nHead, 'sequence', 'past+sequence']))
+  return root.toGraph(c.model)
+}
+
+/** Manifest state entries: each input is fed the matching output of the previous call. */
+function manifestState(model: LanguageModel): Manifest['state'] {
+  if (model.kind === 'transformer') {
+    return Array.from({ length: model.config.nLyr }, (_, l) => (['key', 'value'] as const).map((kv) => ({
+      input: pastName(l, kv), output: presentName(l, kv), shape: model.cacheShape(),
+    }))).flat()
+  }
+  return model.stateSpec().map((s) => ({
+    input: stateName('in', s.layer, s.name),
+    output: stateName('out', s.layer, s.name),
+    shape: ['batch', s.size],
+  }))
+}
+
 /** The graph and its manifest (without the checksum, which depends on the serialized bytes). */
 export function buildExport(model: LanguageModel, weights: Weights, checkpoint?: number) {
-  const graph = recurrentGraph(model, weights)
+  const graph = model.kind === 'transformer' ? transformerGraph(model, weights) : recurrentGraph(model, weights)
   const manifest: Omit<Manifest, 'sha256'> = {
     format: 'lmp-onnx',
     version: 1,
@@ -72,14 +118,10 @@ export function buildExport(model: LanguageModel, weights: Weights, checkpoint?:
     specialTokens: { bos: 0, eos: 1, pad: 2, unk: 3 },
     opset: OPSET,
     irVersion: IR_VERSION,
-    maxSeqLen: null,
+    maxSeqLen: model.kind === 'transformer' ? model.config.maxSeqLen : null,
     inputs: graph.inputs.map((v) => ({ name: v.name, dtype: v.dtype as 'int64' | 'float32', shape: v.shape })),
     outputs: graph.outputs.map((v) => ({ name: v.name, dtype: v.dtype as 'int64' | 'float32', shape: v.shape })),
-    state: model.stateSpec().map((s) => ({
-      input: stateName('in', s.layer, s.name),
-      output: stateName('out', s.layer, s.name),
-      shape: ['batch', s.size],
-    })),
+    state: manifestState(model),
     config: { ...model.config, ...(checkpoint !== undefined ? { checkpoint } : {}) },
   }
   return { graph, manifest }

@@ -97,16 +97,35 @@ export class OnnxOps implements Ops<string> {
   add(a: string, b: string) { return this.one('Add', [a, b]) }
   sub(a: string, b: string) { return this.one('Sub', [a, b]) }
   mul(a: string, b: string) { return this.one('Mul', [a, b]) }
+  scale(x: string, factor: number) { return this.mul(x, this.scalar(factor)) }
   tanh(x: string) { return this.one('Tanh', [x]) }
   sigmoid(x: string) { return this.one('Sigmoid', [x]) }
   relu(x: string) { return this.one('Relu', [x]) }
   gelu(x: string) {
-    // Opset 17 has no Gelu op: the same tanh approximation as models/tf-ops.ts, from primitives.
+    // Opset 17 has no Gelu op: the same expression as models/tf-ops.ts, x σ(2√(2/π) (x + 0.044715 x³)),
+    // which equals GPT-2's tanh approximation.
     const cube = this.mul(this.mul(x, x), x)
-    const inner = this.mul(this.scalar(Math.sqrt(2 / Math.PI)), this.add(x, this.mul(this.scalar(0.044715), cube)))
-    return this.mul(this.mul(this.scalar(0.5), x), this.add(this.scalar(1), this.tanh(inner)))
+    const z2 = this.mul(this.scalar(2 * Math.sqrt(2 / Math.PI)), this.add(x, this.mul(this.scalar(0.044715), cube)))
+    return this.mul(x, this.sigmoid(z2))
   }
   softmax(x: string) { return this.one('Softmax', [x], { axis: { i: -1 } }) }
+  causalMask(scores: string) {
+    // From the scores' own shape [..., S, T] (T = past + S): mask[i, j] = -1e9 where j > (T - S) + i.
+    const shape = this.one('Shape', [scores])
+    const s = this.one('Gather', [shape, this.g.constant('int64', [-2], [])], { axis: { i: 0 } })
+    const t = this.one('Gather', [shape, this.g.constant('int64', [-1], [])], { axis: { i: 0 } })
+    const zero = this.g.constant('int64', [0], [])
+    const one = this.g.constant('int64', [1], [])
+    const lastVisible = this.one('Add', [this.one('Range', [zero, s, one]), this.one('Sub', [t, s])]) // [S]
+    const future = this.one('Greater', [this.one('Range', [zero, t, one]), this.one('Unsqueeze', [lastVisible, this.ints([1])])]) // [S, T]
+    const mask = this.one('Where', [future, this.scalar(-1e9), this.scalar(0)])
+    return this.add(scores, mask)
+  }
+  positions(ids: string, past: string | null) {
+    const len = (x: string, axis: number) => this.one('Gather', [this.one('Shape', [x]), this.g.constant('int64', [axis], [])], { axis: { i: 0 } })
+    const start = past ? len(past, 2) : this.g.constant('int64', [0], [])
+    return this.one('Range', [start, this.add(start, len(ids, 1)), this.g.constant('int64', [1], [])])
+  }
   layerNorm(x: string, gain: string, bias: string, eps: number) {
     return this.one('LayerNormalization', [x, gain, bias], { axis: { i: -1 }, epsilon: { f: eps } })
   }
