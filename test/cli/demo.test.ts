@@ -1,0 +1,79 @@
+// The README's main command, as a new user runs it: `lmp demo` with its defaults trains, exports, scores,
+// generates and serves; the demo model reaches test perplexity <= 1.6; the printed URL serves a page that
+// generates the same text in Chromium; SIGTERM stops it cleanly.
+import t from 'tap'
+import { spawn } from 'node:child_process'
+import { mkdirSync } from 'node:fs'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { generateOnPage, launchChromium, waitForState } from '../helpers/browser.ts'
+
+const repo = fileURLToPath(new URL('../..', import.meta.url))
+const root = t.testdir({})
+const child = spawn(process.execPath, [join(repo, 'bin/lmp.js'), 'demo', '--port', '0'], {
+  env: { ...process.env, LMP_EXP_DIR: root, LMP_DEBUG: '' },
+  stdio: ['ignore', 'pipe', 'pipe'],
+})
+let stdout = ''
+let stderr = ''
+child.stdout.on('data', (d) => (stdout += d))
+child.stderr.on('data', (d) => (stderr += d))
+const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)))
+t.teardown(() => { child.kill('SIGKILL') })
+
+// Wait for the server line (training takes about two minutes).
+const url = await new Promise<string>((resolve, reject) => {
+  const timer = setInterval(() => {
+    const m = /^web page: (http:\/\/\S+?)\/?$/m.exec(stdout)
+    if (m) { clearInterval(timer); resolve(m[1]) }
+  }, 200)
+  exited.then((code) => { clearInterval(timer); reject(new Error(`lmp demo exited (${code}) before serving:\n${stdout}\n${stderr}`)) })
+})
+
+t.test('the demo prints each stage', async (t) => {
+  t.match(stderr, /train .*500\/500/, 'a progress bar')
+  t.match(stdout, /trained 500 steps: loss [\d.]+, \d+ tokens\/s \(wasm\)/)
+  t.match(stdout, /exported ONNX to .*demo\/onnx/)
+  const test = Number(/^test: ppl ([\d.]+)/m.exec(stdout)?.[1])
+  const valid = Number(/^valid: ppl ([\d.]+)/m.exec(stdout)?.[1])
+  t.ok(valid > 1 && Number.isFinite(valid), `valid perplexity ${valid}`)
+  t.ok(test > 1 && test <= 1.6, `test perplexity ${test} <= 1.6`)
+})
+
+const generated = JSON.parse(/^If you add 12 to 34 you get → (".*")$/m.exec(stdout)?.[1] ?? 'null')
+
+t.test('the server answers with the same greedy text', async (t) => {
+  t.equal((await fetch(`${url}/health`)).status, 200)
+  const res = await fetch(`${url}/v1/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ prompt: 'If you add 12 to 34 you get', max_tokens: 40, temperature: 0 }),
+  })
+  t.equal(res.status, 200)
+  const body = await res.json()
+  t.equal(body.choices[0].text, generated, 'HTTP greedy text = the demo\'s printed text')
+})
+
+t.test('the printed URL serves a page that generates the same text in Chromium', async (t) => {
+  const browser = await launchChromium()
+  if (!browser) {
+    if (process.env.CI === 'true') t.fail('/usr/bin/chromium is missing: run .ci/install-chromium.sh')
+    else t.skip('/usr/bin/chromium is missing')
+    return
+  }
+  t.teardown(() => browser.close())
+  const page = await browser.newPage()
+  await page.goto(`${url}/?model=demo&ep=wasm`)
+  const ready = await waitForState(page, ['ready', 'error'])
+  t.equal(ready.state, 'ready', ready.status ?? '')
+  const got = await generateOnPage(page, 'If you add 12 to 34 you get', { maxTokens: 40, temperature: 0 })
+  t.equal(got.state, 'done', got.status ?? '')
+  t.equal(got.text, generated, 'the page\'s greedy text = the demo\'s')
+  mkdirSync(join(repo, 'test-output'), { recursive: true })
+  await page.screenshot({ path: join(repo, 'test-output', 'demo-page.png'), fullPage: true })
+})
+
+t.test('SIGTERM stops the demo cleanly', async (t) => {
+  child.kill('SIGTERM')
+  t.equal(await exited, 0)
+})
