@@ -108,3 +108,15 @@ t.test('invalid options are one-line errors', async (t) => {
   t.throws(() => createModel(config({ layout: 'sandwich' as any })), /layout must be one of/)
   t.throws(() => createModel(config({ maxSeqLen: 0 })), /maxSeqLen/)
 })
+
+t.test('batched matMul (its own wasm kernel) equals tf.matMul, gradients included', async (t) => {
+  const o = new TfOps({})
+  const a = tf.randomNormal([2, 3, 5, 4], 0, 1, 'float32', 1)
+  const b = tf.randomNormal([2, 3, 4, 6], 0, 1, 'float32', 2)
+  t.ok(maxAbsDiff(o.matMul(a, b).dataSync(), tf.matMul(a, b).dataSync()) < 1e-5, 'values')
+  const f = (x: tf.Tensor, y: tf.Tensor) => tf.sum(tf.mul(o.matMul(x, y), tf.range(0, 6)))
+  const g = (x: tf.Tensor, y: tf.Tensor) => tf.sum(tf.mul(tf.matMul(x, y), tf.range(0, 6)))
+  const [da, db] = tf.grads(f)([a, b])
+  const [ea, eb] = tf.grads(g)([a, b])
+  t.ok(maxAbsDiff(da.dataSync(), ea.dataSync()) < 1e-5 && maxAbsDiff(db.dataSync(), eb.dataSync()) < 1e-5, 'gradients')
+})
