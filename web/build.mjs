@@ -1,7 +1,8 @@
 // Builds the page into web/dist/ (`npm run build:web`; `npm test` runs it first): esbuild bundles
-// main.ts and worker.ts (with the src/ tokenizer, sampling and generation code and onnxruntime-web),
-// and copies the page, its stylesheet and onnxruntime-web's WASM runtime files, so web/dist/ works
-// from any static host with a model folder beside it (models/NAME/ plus models/index.json, or ?model=PATH).
+// main.ts and worker.ts (with the src/ tokenizer, sampling, generation and scoring code and
+// onnxruntime-web) and the service worker sw.ts (which keeps the page for offline use), and copies the
+// page, its stylesheet and onnxruntime-web's WASM runtime files, so web/dist/ works from any static
+// host with a model folder beside it (models/NAME/ plus models/index.json, or ?model=PATH).
 import { copyFile, link, mkdir, rm } from 'node:fs/promises'
 import { createRequire } from 'node:module'
 import path from 'node:path'
@@ -37,6 +38,19 @@ await esbuild.build({
   sourcemap: true,
   // Keep onnxruntime-web's WASM glue as separate files loaded from env.wasm.wasmPaths (./ort/).
   conditions: ['onnxruntime-web-use-extern-wasm'],
+  logLevel: 'warning',
+})
+// The service worker: a classic script (module service workers are not everywhere yet), named after
+// this build so that its caches start fresh with every build.
+await esbuild.build({
+  entryPoints: { sw: path.join(webDir, 'sw.ts') },
+  outdir: dist,
+  bundle: true,
+  format: 'iife',
+  platform: 'browser',
+  target: 'es2022',
+  minify: true,
+  define: { BUILD_ID: JSON.stringify(started.toString(36)) },
   logLevel: 'warning',
 })
 await copyFile(path.join(webDir, 'index.html'), path.join(dist, 'index.html'))

@@ -1,13 +1,19 @@
-// The page: picks a model, hands it to the inference worker, and streams generated text into the page.
-// body[data-state] says where it is (idle, loading, ready, generating, done, error); the browser tests
-// wait on it.
+// The page: picks a model (served, or opened from disk), hands it to the inference worker, and shows
+// four views in tabs: Generate (streamed text), Score (per-token surprisal), Inside (embedding space,
+// attention) and Training (curves from metrics.jsonl). body[data-state] says where the model and the
+// worker are (idle, loading, ready, generating, working, done, error); the browser tests wait on it.
 import type { GenerateOptions } from '../src/infer/generate.ts'
-import type { FromWorker, ToWorker } from './protocol.ts'
+import { $, formatBytes, type PageContext } from './dom.ts'
+import { insideView } from './inside-view.ts'
+import type { FromWorker, Provider, ToWorker } from './protocol.ts'
+import { scoreView } from './score-view.ts'
+import { trainingView } from './training-view.ts'
 
-const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T
 const ui = {
   model: $<HTMLSelectElement>('model'),
   load: $<HTMLButtonElement>('load'),
+  openFolder: $<HTMLInputElement>('open-folder'),
+  openFiles: $<HTMLInputElement>('open-files'),
   status: $<HTMLParagraphElement>('status'),
   progress: $<HTMLDivElement>('progress'),
   progressBar: $<HTMLDivElement>('progress-bar'),
@@ -27,24 +33,43 @@ const ui = {
   cursor: $<HTMLSpanElement>('cursor'),
 }
 
-type PageState = 'idle' | 'loading' | 'ready' | 'generating' | 'done' | 'error'
-
-function setState(state: PageState, status?: string) {
-  document.body.dataset.state = state
-  if (status !== undefined) ui.status.textContent = status
-  const loaded = state === 'ready' || state === 'done' || (state === 'error' && modelReady)
-  ui.generate.disabled = !loaded
-  ui.load.disabled = state === 'loading' || state === 'generating'
-  ui.model.disabled = state === 'loading' || state === 'generating'
-  ui.stop.disabled = state !== 'generating'
-  ui.cursor.hidden = state !== 'generating'
-}
+type PageState = 'idle' | 'loading' | 'ready' | 'generating' | 'working' | 'done' | 'error'
 
 const params = new URLSearchParams(location.search)
-const forcedProvider = params.get('ep') === 'wasm' || params.get('ep') === 'webgpu' ? (params.get('ep') as 'wasm' | 'webgpu') : undefined
+const ep = params.get('ep')
+const forcedProvider: Provider | undefined = ep === 'wasm' || ep === 'webgpu' ? ep : undefined
+const threads = Number(params.get('threads')) || undefined
+let state: PageState = 'idle'
 let modelReady = false
 let modelLabel = ''
 let worker: Worker
+/** The state to return to when a score/embedding/attention job ends. */
+let settled: PageState = 'ready'
+
+const page: PageContext = {
+  canRun: () => modelReady && (state === 'ready' || state === 'done' || state === 'error'),
+  run(msg: ToWorker) {
+    settled = state === 'done' ? 'done' : 'ready'
+    setState('working')
+    worker.postMessage(msg)
+  },
+}
+const score = scoreView(page)
+const inside = insideView(page, score.text)
+const training = trainingView()
+
+function setState(next: PageState, status?: string) {
+  state = next
+  document.body.dataset.state = next
+  if (status !== undefined) ui.status.textContent = status
+  const busy = next === 'loading' || next === 'generating' || next === 'working'
+  ui.generate.disabled = !page.canRun()
+  ui.load.disabled = ui.model.disabled = ui.openFolder.disabled = ui.openFiles.disabled = busy
+  ui.stop.disabled = next !== 'generating'
+  ui.cursor.hidden = next !== 'generating'
+  score.update(page.canRun())
+  inside.update(page.canRun())
+}
 
 function startWorker(): Worker {
   const w = new Worker(new URL('./worker.js', import.meta.url), { type: 'module' })
@@ -56,11 +81,7 @@ function startWorker(): Worker {
   return w
 }
 
-const send = (msg: ToWorker) => worker.postMessage(msg)
-
-function formatBytes(n: number): string {
-  return n >= 1 << 20 ? `${(n / (1 << 20)).toFixed(1)} MB` : `${Math.max(1, Math.round(n / 1024))} kB`
-}
+const send = (msg: ToWorker, transfer: Transferable[] = []) => worker.postMessage(msg, transfer)
 
 let generated = { tokens: 0, started: 0 }
 
@@ -75,11 +96,14 @@ function onWorkerMessage(msg: FromWorker) {
     }
     case 'ready': {
       modelReady = true
-      ui.progressBar.style.width = '100%'
-      setTimeout(() => { ui.progress.hidden = true }, 400)
+      ui.progress.hidden = true
       const backend = msg.backend === 'wasm' ? `WASM, ${msg.threads} thread${msg.threads === 1 ? '' : 's'}` : 'WebGPU'
       modelLabel = `${msg.name} (${msg.architecture}, ${msg.vocabSize} tokens) · ${backend}${msg.cached ? ' · from cache' : ''}`
+      score.modelChanged(msg.vocabSize)
+      inside.modelChanged(msg.attentionLayers)
       setState('ready', `Ready: ${modelLabel}`)
+      if (currentTab === 'inside') inside.shown()
+      if (currentTab === 'training') training.shown()
       break
     }
     case 'token': {
@@ -90,13 +114,31 @@ function onWorkerMessage(msg: FromWorker) {
     }
     case 'done': {
       showSpeed(msg.tokens, msg.seconds)
+      ui.stats.dataset.tokens = String(msg.tokens)
+      ui.stats.dataset.seconds = String(msg.seconds)
       const why = msg.finishReason === 'eos' ? 'end of text' : msg.finishReason === 'length' ? 'max tokens' : msg.finishReason
       ui.stats.textContent += ` · ${why}`
       setState('done', `Ready: ${modelLabel}`)
       break
     }
+    case 'scored':
+      score.onMessage(msg)
+      setState(settled)
+      break
+    case 'neighbours':
+    case 'attention':
+      inside.onMessage(msg)
+      setState(settled)
+      break
     case 'error':
-      setState('error', `Error: ${msg.message}`)
+      if (msg.job === 'score') score.onMessage(msg)
+      else if (msg.job === 'embedding' || msg.job === 'attention') inside.onMessage(msg)
+      else {
+        if (msg.job === 'load') modelReady = false
+        setState('error', `Error: ${msg.message}`)
+        break
+      }
+      setState(settled)
       break
   }
 }
@@ -106,13 +148,86 @@ function showSpeed(tokens: number, seconds: number) {
   ui.stats.textContent = `${tokens} token${tokens === 1 ? '' : 's'} · ${rate.toFixed(1)} tokens/s`
 }
 
-function loadModel(base: string) {
+function beginLoad(what: string) {
   modelReady = false
   ui.progress.hidden = false
   ui.progressBar.style.width = '0%'
-  setState('loading', `Loading ${base}…`)
-  send({ type: 'load', base, executionProvider: forcedProvider })
+  setState('loading', `Loading ${what}…`)
 }
+
+function loadModel(base: string) {
+  beginLoad(base)
+  training.setSource({ url: new URL('metrics.jsonl', new URL(base, location.href)).href })
+  send({ type: 'load', base, executionProvider: forcedProvider, threads })
+}
+
+// --- a model folder opened from disk ------------------------------------------------------------
+
+const folderOf = (f: File) => f.webkitRelativePath.split('/').slice(0, -1).join('/')
+let opened: { name: string; files: File[] } | undefined
+
+/**
+ * Finds the exported model among the opened files (the experiment folder or its onnx/ folder, or the
+ * files themselves): manifest.json, and the model and tokenizer files it names beside it; metrics.jsonl
+ * anywhere in the folder.
+ */
+async function loadFromDisk(name: string, files: File[], wasReady = modelReady) {
+  // Nothing reached the worker yet: the model loaded before is still there.
+  const fail = (message: string) => {
+    modelReady = wasReady
+    setState('error', `Error: ${message}`)
+  }
+  const manifests = files.filter((f) => f.name === 'manifest.json').sort((a, b) => a.webkitRelativePath.length - b.webkitRelativePath.length)
+  if (manifests.length === 0) {
+    fail(`no manifest.json among the ${files.length} opened files: open an exported model (EXP/onnx/)`)
+    return
+  }
+  const manifestFile = manifests[0]
+  const dir = folderOf(manifestFile)
+  const manifestBytes = await manifestFile.arrayBuffer()
+  let manifest: { model?: unknown; tokenizer?: unknown }
+  try {
+    manifest = JSON.parse(new TextDecoder().decode(manifestBytes))
+  } catch {
+    fail('the opened manifest.json is not valid JSON')
+    return
+  }
+  const beside = (file: unknown) => files.find((f) => f.name === file && folderOf(f) === dir)
+  const model = beside(manifest.model)
+  const tokenizer = beside(manifest.tokenizer)
+  if (!model || !tokenizer) {
+    const missing = [model ? '' : String(manifest.model), tokenizer ? '' : String(manifest.tokenizer)].filter(Boolean)
+    fail(`${missing.join(' and ')} ${missing.length > 1 ? 'are' : 'is'} not among the opened files (manifest.json names ${missing.length > 1 ? 'them' : 'it'})`)
+    return
+  }
+  opened = { name, files }
+  const label = `${name} (from disk)`
+  const option = [...ui.model.options].find((o) => o.value === 'disk:') ?? ui.model.appendChild(new Option(label, 'disk:'))
+  option.text = label
+  ui.model.value = 'disk:'
+  beginLoad(label)
+  const metrics = files.filter((f) => f.name === 'metrics.jsonl').sort((a, b) => a.webkitRelativePath.length - b.webkitRelativePath.length)[0]
+  training.setSource(metrics ? { name: `${name}/metrics.jsonl`, text: await metrics.text() } : { missing: `No metrics.jsonl among the opened files of ${name}: open the experiment folder (it sits beside onnx/), or open one here.` })
+  const [modelBytes, tokenizerBytes] = await Promise.all([model.arrayBuffer(), tokenizer.arrayBuffer()])
+  send({ type: 'load-files', name: label, manifest: manifestBytes, model: modelBytes, tokenizer: tokenizerBytes, executionProvider: forcedProvider, threads },
+    [manifestBytes, modelBytes, tokenizerBytes])
+}
+
+function onOpen(input: HTMLInputElement) {
+  const files = [...(input.files ?? [])]
+  input.value = '' // the same folder can be opened again
+  if (files.length === 0) return
+  // The folder's name, or 'model' for loose files.
+  const name = files[0].webkitRelativePath.split('/')[0] || 'model'
+  const wasReady = modelReady
+  beginLoad(name) // at once, so that nothing can start while the files are read
+  loadFromDisk(name, files, wasReady).catch((err) => setState('error', `Error: ${(err as Error).message}`))
+}
+
+ui.openFolder.addEventListener('change', () => onOpen(ui.openFolder))
+ui.openFiles.addEventListener('change', () => onOpen(ui.openFiles))
+
+// --- Generate -----------------------------------------------------------------------------------
 
 /** Reads a number field; throws a message naming the field when it is out of range. */
 function readNumber(input: HTMLInputElement, name: string, opts: { min?: number; max?: number; integer?: boolean; optional?: boolean }): number | undefined {
@@ -142,7 +257,7 @@ function readOptions(): GenerateOptions {
 
 ui.form.addEventListener('submit', (e) => {
   e.preventDefault()
-  if (!modelReady) return
+  if (!page.canRun()) return
   let options: GenerateOptions
   try {
     options = readOptions()
@@ -159,10 +274,42 @@ ui.form.addEventListener('submit', (e) => {
 })
 
 ui.stop.addEventListener('click', () => send({ type: 'stop' }))
-ui.load.addEventListener('click', () => { if (ui.model.value) loadModel(ui.model.value) })
+ui.load.addEventListener('click', () => {
+  if (ui.model.value === 'disk:' && opened) loadFromDisk(opened.name, opened.files).catch((err) => setState('error', `Error: ${(err as Error).message}`))
+  else if (ui.model.value) loadModel(ui.model.value)
+})
 ui.prompt.addEventListener('keydown', (e) => {
   if (e.key === 'Enter' && (e.ctrlKey || e.metaKey)) ui.form.requestSubmit()
 })
+
+// --- tabs ---------------------------------------------------------------------------------------
+
+const TABS = ['generate', 'score', 'inside', 'training'] as const
+type Tab = (typeof TABS)[number]
+let currentTab: Tab = 'generate'
+
+function showTab(tab: Tab) {
+  currentTab = tab
+  for (const t of TABS) {
+    $(`tab-${t}`).setAttribute('aria-selected', String(t === tab))
+    $(`view-${t}`).hidden = t !== tab
+  }
+  if (tab === 'inside') inside.shown()
+  if (tab === 'training') training.shown()
+}
+
+for (const t of TABS) {
+  $(`tab-${t}`).addEventListener('click', () => {
+    history.replaceState(null, '', `#${t}`)
+    showTab(t)
+  })
+}
+addEventListener('hashchange', () => {
+  const tab = location.hash.slice(1) as Tab
+  if (TABS.includes(tab)) showTab(tab)
+})
+
+// --- start --------------------------------------------------------------------------------------
 
 /** The model list: models/index.json from the server (or a static host), plus ?model=PATH. */
 async function findModels(): Promise<{ name: string; path: string }[]> {
@@ -186,11 +333,18 @@ async function findModels(): Promise<{ name: string; path: string }[]> {
 
 async function init() {
   worker = startWorker()
+  const tab = location.hash.slice(1) as Tab
+  showTab(TABS.includes(tab) ? tab : 'generate')
   setState('idle')
+  // The service worker keeps the page and the runtime for offline use (the worker caches the models).
+  if ('serviceWorker' in navigator && isSecureContext && params.get('sw') !== '0') {
+    navigator.serviceWorker.register('sw.js').catch(() => { /* the page works without it, online */ })
+  }
   const models = await findModels()
   for (const m of models) ui.model.add(new Option(m.name, m.path))
   if (!models.length) {
-    setState('error', 'No model found: serve one with `lmp serve --exp NAME`, or open this page with ?model=path/to/model/')
+    training.setSource(undefined)
+    setState('error', 'No model found: serve one with `lmp serve --exp NAME`, open this page with ?model=path/to/model/, or open a model folder from disk')
     return
   }
   loadModel(models[0].path)

@@ -1,27 +1,60 @@
 // The inference worker: onnxruntime-web (WASM, or WebGPU when the browser has it) runs here so the page
 // never freezes. It fetches the exported model folder (manifest.json, model.onnx, tokenizer.json) with
-// a progress report, keeps the files in the Cache API for offline use, and streams generated tokens.
-// Generation and the tokenizer are the same src/ code the server and the CLI run.
+// a progress report, keeps the files in the Cache API for offline use (or takes the files the user
+// opened from disk), and runs the page's jobs one at a time: generate (streamed), score, embedding
+// neighbours, attention weights. Generation, scoring and the tokenizer are the same src/ code the server
+// and the CLI run.
 import * as ort from 'onnxruntime-web'
 import { generate, type GenerateOptions } from '../src/infer/generate.ts'
-import { loadOrtModel } from '../src/infer/ort-model.ts'
+import { loadOrtModel, type OrtLike } from '../src/infer/ort-model.ts'
+import { scoreText } from '../src/infer/perplexity.ts'
 import type { Manifest, StepModel } from '../src/infer/types.ts'
 import { tokenizerFromJSON, type Tokenizer } from '../src/tokenizer/index.ts'
-import type { FromWorker, ToWorker } from './protocol.ts'
+import { analogyVector, nearest, readEmbedding, rowOf, type Embedding } from './embedding.ts'
+import { tokenPieces } from './pieces.ts'
+import type { FromWorker, Job, Provider, ScoredToken, ToWorker } from './protocol.ts'
 
 const scope = self as unknown as DedicatedWorkerGlobalScope
-const post = (msg: FromWorker) => scope.postMessage(msg)
+const post = (msg: FromWorker, transfer: Transferable[] = []) => scope.postMessage(msg, transfer)
 
 // The runtime's .mjs/.wasm files sit in ort/ beside this script (the server serves them from
 // node_modules; `npm run build:web` copies them for static hosting). No CDN.
 ort.env.wasm.wasmPaths = new URL('./ort/', scope.location.href).href
 // Several WASM threads need SharedArrayBuffer, i.e. a cross-origin isolated page (COOP/COEP headers).
-const threads = scope.crossOriginIsolated ? Math.max(1, Math.min(4, navigator.hardwareConcurrency || 1)) : 1
-ort.env.wasm.numThreads = threads
+const defaultThreads = scope.crossOriginIsolated ? Math.max(1, Math.min(4, navigator.hardwareConcurrency || 1)) : 1
 
-let current: { model: StepModel; tokenizer: Tokenizer; manifest: Manifest } | undefined
+interface Loaded {
+  model: StepModel
+  tokenizer: Tokenizer
+  manifest: Manifest
+  /** model.onnx, kept for the embedding view (read on first use). */
+  bytes: Uint8Array
+  embedding?: Embedding
+}
+let current: Loaded | undefined
 let stopRequested = false
 let busy = false
+
+// loadOrtModel's StepModel returns logits and state only; the attention view needs the graph's other
+// outputs, so the session it creates is wrapped to hand over the outputs of the calls made while
+// `capture` is set.
+let capture: ((outputs: Record<string, { data: unknown; dims: readonly number[] }>) => void) | undefined
+const capturingOrt: OrtLike = {
+  Tensor: ort.Tensor as unknown as OrtLike['Tensor'],
+  InferenceSession: {
+    async create(bytes, options) {
+      const session = await ort.InferenceSession.create(bytes, options)
+      return {
+        async run(feeds) {
+          const out = await session.run(feeds as Record<string, ort.Tensor>)
+          capture?.(out)
+          return out
+        },
+        release: () => session.release(),
+      }
+    },
+  },
+}
 
 const CACHE = 'lmp-models-v1'
 
@@ -64,6 +97,17 @@ async function readWithProgress(res: Response, file: string): Promise<Uint8Array
   return bytes
 }
 
+function parseManifest(text: string, where: string): Manifest {
+  let manifest: Manifest
+  try {
+    manifest = JSON.parse(text)
+  } catch {
+    throw new Error(`manifest.json ${where} is not valid JSON`)
+  }
+  if (manifest?.format !== 'lmp-onnx') throw new Error(`manifest.json ${where} is not an lmp-onnx manifest`)
+  return manifest
+}
+
 /**
  * The manifest comes from the network when it can (so a re-exported model is picked up) and from the
  * cache when offline; model.onnx and tokenizer.json are cached under the model's sha256, so they are
@@ -81,19 +125,11 @@ async function fetchManifest(cache: Cache | undefined, url: string): Promise<{ m
     if (!res) throw err
     cached = true
   }
-  let manifest: Manifest
-  try {
-    manifest = await res.json()
-  } catch {
-    throw new Error(`manifest.json at ${url} is not valid JSON`)
-  }
-  if (manifest?.format !== 'lmp-onnx') throw new Error(`manifest.json at ${url} is not an lmp-onnx manifest`)
-  return { manifest, cached }
+  return { manifest: parseManifest(await res.text(), `at ${url}`), cached }
 }
 
 async function fetchVersioned(cache: Cache | undefined, url: string, version: string, file: string): Promise<{ bytes: Uint8Array; cached: boolean }> {
-  const key = `${url}${url.includes('?') ? '&' : '?'}v=${version}`
-  const hit = await cache?.match(key)
+  const hit = await cache?.match(versioned(url, version))
   if (hit) {
     const bytes = new Uint8Array(await hit.arrayBuffer())
     post({ type: 'progress', file, loaded: bytes.byteLength, total: bytes.byteLength, cached: true })
@@ -101,11 +137,12 @@ async function fetchVersioned(cache: Cache | undefined, url: string, version: st
   }
   const res = await fetch(url, { cache: 'no-cache' })
   if (!res.ok) throw new Error(`${file}: HTTP ${res.status} from ${url}`)
-  const bytes = await readWithProgress(res, file)
-  return { bytes, cached: false }
+  return { bytes: await readWithProgress(res, file), cached: false }
 }
 
-async function pickProvider(wanted: 'wasm' | 'webgpu' | undefined): Promise<'wasm' | 'webgpu'> {
+const versioned = (url: string, version: string) => `${url}${url.includes('?') ? '&' : '?'}v=${version}`
+
+async function pickProvider(wanted: Provider | undefined): Promise<Provider> {
   if (wanted) return wanted
   const gpu = (navigator as Navigator & { gpu?: { requestAdapter(): Promise<unknown> } }).gpu
   try {
@@ -114,9 +151,59 @@ async function pickProvider(wanted: 'wasm' | 'webgpu' | undefined): Promise<'was
   return 'wasm'
 }
 
-async function load(base: string, wanted?: 'wasm' | 'webgpu') {
-  await current?.model.release?.()
+let threadsSet = false
+/** WASM threads can only be chosen before the first session starts the runtime. */
+function setThreads(asked: number | undefined): number {
+  if (!threadsSet) {
+    ort.env.wasm.numThreads = asked && asked > 0 ? (scope.crossOriginIsolated ? asked : 1) : defaultThreads
+    threadsSet = true
+  }
+  return ort.env.wasm.numThreads ?? 1
+}
+
+/** Checks the files, starts a session, and makes the model current. */
+async function start(manifest: Manifest, bytes: Uint8Array, tokenizerBytes: Uint8Array, opts: { name: string; cached: boolean; wanted?: Provider; threads?: number }) {
+  const sha = await sha256Hex(bytes)
+  if (sha !== manifest.sha256) {
+    throw new Error(`${manifest.model} does not match the sha256 in manifest.json (a corrupt or partial file)`)
+  }
+  let tokenizer: Tokenizer
+  try {
+    tokenizer = tokenizerFromJSON(JSON.parse(new TextDecoder().decode(tokenizerBytes)))
+  } catch (err) {
+    throw new Error(`${manifest.tokenizer}: ${(err as Error).message}`)
+  }
+  const threads = setThreads(opts.threads)
+  let provider = await pickProvider(opts.wanted)
+  let model: StepModel
+  try {
+    model = await loadOrtModel(capturingOrt, bytes, manifest, { executionProviders: [provider] })
+  } catch (err) {
+    if (provider !== 'webgpu' || opts.wanted === 'webgpu') throw new Error(`cannot load ${manifest.model}: ${firstLine(err)}`)
+    provider = 'wasm' // WebGPU is there but cannot run this graph: WASM can
+    model = await loadOrtModel(capturingOrt, bytes, manifest, { executionProviders: ['wasm'] })
+  }
+  current = { model, tokenizer, manifest, bytes }
+  post({
+    type: 'ready',
+    name: opts.name,
+    architecture: manifest.architecture,
+    vocabSize: manifest.vocabSize,
+    backend: provider,
+    threads: provider === 'wasm' ? threads : 0,
+    cached: opts.cached,
+    attentionLayers: attentionOutputs(manifest).length,
+  })
+}
+
+async function unload() {
+  const old = current
   current = undefined
+  await old?.model.release?.()
+}
+
+async function load(base: string, wanted?: Provider, threads?: number) {
+  await unload()
   const baseUrl = new URL(base, scope.location.href)
   const cache = await openCache()
   const { manifest, cached: manifestCached } = await fetchManifest(cache, new URL('manifest.json', baseUrl).href)
@@ -126,42 +213,19 @@ async function load(base: string, wanted?: 'wasm' | 'webgpu') {
     fetchVersioned(cache, modelUrl, manifest.sha256, manifest.model),
     fetchVersioned(cache, tokenizerUrl, manifest.sha256, manifest.tokenizer),
   ])
-  const sha = await sha256Hex(model.bytes)
-  if (sha !== manifest.sha256) {
-    throw new Error(`${manifest.model} does not match the sha256 in manifest.json (a corrupt or partial file)`)
-  }
-  let tokenizer: Tokenizer
-  try {
-    tokenizer = tokenizerFromJSON(JSON.parse(new TextDecoder().decode(tok.bytes)))
-  } catch (err) {
-    throw new Error(`${manifest.tokenizer}: ${(err as Error).message}`)
-  }
-  let provider = await pickProvider(wanted)
-  let stepModel: StepModel
-  try {
-    stepModel = await loadOrtModel(ort, model.bytes, manifest, { executionProviders: [provider] })
-  } catch (err) {
-    if (provider !== 'webgpu' || wanted === 'webgpu') throw new Error(`cannot load ${manifest.model}: ${firstLine(err)}`)
-    provider = 'wasm' // WebGPU is there but cannot run this graph: WASM can
-    stepModel = await loadOrtModel(ort, model.bytes, manifest, { executionProviders: ['wasm'] })
-  }
+  const name = decodeURIComponent(baseUrl.pathname.split('/').filter(Boolean).pop() ?? 'model')
+  await start(manifest, model.bytes, tok.bytes, { name, cached: manifestCached || model.cached, wanted, threads })
   // Cache only what loaded: a corrupt download is never kept.
   if (cache && !model.cached) {
-    const v = manifest.sha256
-    await cache.put(`${modelUrl}?v=${v}`, new Response(model.bytes as unknown as BodyInit))
-    await cache.put(`${tokenizerUrl}?v=${v}`, new Response(tok.bytes as unknown as BodyInit))
+    await cache.put(versioned(modelUrl, manifest.sha256), new Response(model.bytes as unknown as BodyInit))
+    await cache.put(versioned(tokenizerUrl, manifest.sha256), new Response(tok.bytes as unknown as BodyInit))
   }
-  current = { model: stepModel, tokenizer, manifest }
-  const name = decodeURIComponent(baseUrl.pathname.split('/').filter(Boolean).pop() ?? 'model')
-  post({
-    type: 'ready',
-    name,
-    architecture: manifest.architecture,
-    vocabSize: manifest.vocabSize,
-    backend: provider,
-    threads: provider === 'wasm' ? threads : 0,
-    cached: manifestCached || model.cached,
-  })
+}
+
+async function loadFiles(msg: Extract<ToWorker, { type: 'load-files' }>) {
+  await unload()
+  const manifest = parseManifest(new TextDecoder().decode(msg.manifest), `in ${msg.name}`)
+  await start(manifest, new Uint8Array(msg.model), new Uint8Array(msg.tokenizer), { name: msg.name, cached: false, wanted: msg.executionProvider, threads: msg.threads })
 }
 
 // A macrotask turn between tokens lets a 'stop' message in (setTimeout would be clamped to 4 ms).
@@ -171,14 +235,19 @@ const yieldToEvents = () => new Promise<void>((resolve) => {
   channel.port2.postMessage(null)
 })
 
-async function run(prompt: string, options: GenerateOptions) {
+function loaded(): Loaded {
   if (!current) throw new Error('no model is loaded')
+  return current
+}
+
+async function run(prompt: string, options: GenerateOptions) {
+  const { model, tokenizer } = loaded()
   stopRequested = false
   const started = performance.now()
   let firstTokenSeconds: number | null = null
   let tokens = 0
   let finishReason = 'stopped'
-  for await (const ev of generate(current.model, current.tokenizer, prompt, options)) {
+  for await (const ev of generate(model, tokenizer, prompt, options)) {
     tokens++
     if (firstTokenSeconds === null) firstTokenSeconds = (performance.now() - started) / 1000
     post({ type: 'token', text: ev.textDelta, tokenId: ev.tokenId })
@@ -189,6 +258,105 @@ async function run(prompt: string, options: GenerateOptions) {
   post({ type: 'done', finishReason, tokens, seconds: (performance.now() - started) / 1000, firstTokenSeconds })
 }
 
+async function score(text: string, alternatives: number) {
+  const { model, tokenizer } = loaded()
+  const started = performance.now()
+  const result = await scoreText(model, tokenizer, text, { perToken: true, alternatives })
+  const ids = tokenizer.enc(text)
+  const pieces = tokenPieces(tokenizer, ids)
+  const str = (id: number) => tokenizer.dec([id])
+  // perToken holds every target but PAD, in order; targets are ids[1..].
+  const tokens: ScoredToken[] = result.perToken!.map((p, i) => ({
+    id: p.tokenId,
+    token: str(p.tokenId),
+    text: pieces[i + 1],
+    logprob: p.logprob,
+    top: (p.top ?? []).map((a) => ({ id: a.tokenId, token: str(a.tokenId), logprob: a.logprob })),
+  }))
+  post({
+    type: 'scored',
+    tokens,
+    count: result.tokens,
+    perplexity: result.ppl,
+    natsPerToken: result.natsPerToken,
+    bitsPerToken: result.bitsPerToken,
+    nll: result.nll,
+    seconds: (performance.now() - started) / 1000,
+  })
+}
+
+/** A token the user typed: its exact vocabulary string, '#ID', or a text that encodes to one token. */
+function resolveToken(tokenizer: Tokenizer, vocabSize: number, typed: string): number {
+  const id = /^#(\d+)$/.exec(typed.trim())
+  if (id) {
+    const n = Number(id[1])
+    if (n >= vocabSize) throw new Error(`#${n}: the vocabulary has ${vocabSize} tokens`)
+    return n
+  }
+  const ids = tokenizer.enc(typed).slice(1, -1)
+  if (ids.length === 1) return ids[0]
+  for (let i = 0; i < vocabSize; i++) if (tokenizer.dec([i]) === typed) return i // a special token, say
+  if (ids.length === 0) throw new Error(`'${typed}' is no token: type a token, or #ID`)
+  throw new Error(`'${typed}' is ${ids.length} tokens (${ids.map((t) => JSON.stringify(tokenizer.dec([t]))).join(' ')}): pick one`)
+}
+
+function neighbours(msg: Extract<ToWorker, { type: 'embedding' }>) {
+  const m = loaded()
+  m.embedding ??= readEmbedding(m.bytes, m.manifest.vocabSize)
+  const e = m.embedding
+  const tok = (typed: string) => resolveToken(m.tokenizer, m.manifest.vocabSize, typed)
+  const str = (id: number) => m.tokenizer.dec([id])
+  const analogy = msg.b !== undefined && msg.c !== undefined
+  const ids = analogy ? [tok(msg.a), tok(msg.b!), tok(msg.c!)] : [tok(msg.a)]
+  const query = analogy ? analogyVector(e, ids[0], ids[1], ids[2]) : rowOf(e, ids[0])
+  const items = nearest(e, query, msg.count, ids).map((n) => ({ ...n, token: str(n.id) }))
+  const shown = ids.map((id) => JSON.stringify(str(id)))
+  post({
+    type: 'neighbours',
+    query: analogy ? `${shown[0]} − ${shown[1]} + ${shown[2]}` : shown[0],
+    matrix: { name: e.name, rows: e.rows, dims: e.dims },
+    items,
+  })
+}
+
+/** The graph's attention outputs, in layer order. */
+function attentionOutputs(manifest: Manifest): string[] {
+  const names = manifest.outputs.map((o) => o.name).filter((n) => /^attentions\.\d+$/.test(n))
+  return names.sort((a, b) => Number(a.split('.')[1]) - Number(b.split('.')[1]))
+}
+
+/** Attention is shown over at most this many tokens (a heat map of 128 × 128 cells is already dense). */
+const ATTENTION_TOKENS = 128
+
+async function attention(text: string) {
+  const { model, tokenizer, manifest } = loaded()
+  const names = attentionOutputs(manifest)
+  if (names.length === 0) throw new Error(`${manifest.architecture} models have no attention weights`)
+  const all = tokenizer.enc(text).slice(0, -1) // the model's inputs: BOS and the text, not the final EOS
+  const limit = Math.min(ATTENTION_TOKENS, manifest.maxSeqLen ?? ATTENTION_TOKENS)
+  const ids = all.slice(0, limit)
+  let outputs: Record<string, { data: unknown; dims: readonly number[] }> | undefined
+  capture = (out) => { outputs = out }
+  try {
+    await model.forward([ids], model.initState(1))
+  } finally {
+    capture = undefined
+  }
+  const n = ids.length
+  let heads = 0
+  const layers = names.map((name) => {
+    const t = outputs?.[name]
+    if (!t) throw new Error(`the session did not return ${name}`)
+    const [batch, h, q, k] = t.dims
+    if (t.dims.length !== 4 || batch !== 1 || q !== n || k !== n) throw new Error(`${name} has shape [${t.dims}], expected [1, heads, ${n}, ${n}]`)
+    heads = h
+    return Float32Array.from(t.data as Float32Array)
+  })
+  const pieces = tokenPieces(tokenizer, ids)
+  const tokens = ids.map((id, i) => pieces[i] || tokenizer.dec([id]))
+  post({ type: 'attention', tokens, truncated: all.length > n, heads, layers }, layers.map((l) => l.buffer))
+}
+
 const firstLine = (err: unknown) => String((err as Error)?.message ?? err).split('\n')[0]
 
 scope.onmessage = async (e: MessageEvent<ToWorker>) => {
@@ -197,16 +365,21 @@ scope.onmessage = async (e: MessageEvent<ToWorker>) => {
     stopRequested = true
     return
   }
+  const job: Job = msg.type === 'load-files' ? 'load' : msg.type
   if (busy) {
-    post({ type: 'error', message: 'busy: wait for the current job to finish' })
+    post({ type: 'error', message: 'busy: wait for the current job to finish', job })
     return
   }
   busy = true
   try {
-    if (msg.type === 'load') await load(msg.base, msg.executionProvider)
+    if (msg.type === 'load') await load(msg.base, msg.executionProvider, msg.threads)
+    else if (msg.type === 'load-files') await loadFiles(msg)
     else if (msg.type === 'generate') await run(msg.prompt, msg.options)
+    else if (msg.type === 'score') await score(msg.text, msg.alternatives)
+    else if (msg.type === 'embedding') neighbours(msg)
+    else if (msg.type === 'attention') await attention(msg.text)
   } catch (err) {
-    post({ type: 'error', message: firstLine(err) })
+    post({ type: 'error', message: firstLine(err), job })
   } finally {
     busy = false
   }

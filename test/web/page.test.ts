@@ -1,36 +1,27 @@
 // The browser acceptance test: Debian's Chromium (driven by playwright-core, headless, never a downloaded
 // browser) opens the page served by `startServer`, loads an exported model into onnxruntime-web in the
 // worker, generates, and must produce exactly the text onnxruntime-node produces for the same prompt and
-// options. Screenshots go to test-output/ for a reviewer.
+// options; the page stays responsive while it generates. Screenshots go to test-output/ for a reviewer.
 import t from 'tap'
-import { execFileSync } from 'node:child_process'
-import { existsSync, mkdirSync } from 'node:fs'
 import path from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { pino } from 'pino'
-import { chromium, type Browser, type Page } from 'playwright-core'
+import type { Browser, Page } from 'playwright-core'
 import { startServer } from '../../server/index.ts'
 import { loadExperimentModel } from '../../server/models.ts'
 import { generateText, type GenerateOptions } from '../../src/infer/generate.ts'
 import { writeExportedModel } from '../server/exported-model.ts'
+import { launch, missingBrowser, openPage as open, preparePage, shots, waitForState } from './browser.ts'
 
-const CHROMIUM = '/usr/bin/chromium'
-const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
-const shots = path.join(repo, 'test-output')
-
-if (!existsSync(CHROMIUM)) {
-  const why = `${CHROMIUM} is missing: run .ci/install-chromium.sh`
-  if (process.env.CI === 'true') t.fail(why)
-  else t.plan(0, why)
+const missing = missingBrowser()
+if (missing) {
+  if (process.env.CI === 'true') t.fail(missing)
+  else t.plan(0, missing)
 } else {
   await run()
 }
 
 async function run() {
-  if (!existsSync(path.join(repo, 'web', 'dist', 'index.html')) || !existsSync(path.join(repo, 'web', 'dist', 'worker.js'))) {
-    execFileSync(process.execPath, [path.join(repo, 'web', 'build.mjs')], { stdio: 'inherit' })
-  }
-  mkdirSync(shots, { recursive: true })
+  preparePage()
   const root = t.testdir({})
   const { dir } = await writeExportedModel(root, 'tiny', 3)
   const server = await startServer({ exps: [dir], port: 0, logger: pino({ level: 'silent' }) })
@@ -38,22 +29,9 @@ async function run() {
   const reference = await loadExperimentModel(dir)
   t.teardown(() => reference.model.release?.())
 
-  const browser: Browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu'] })
+  const browser: Browser = await launch()
   t.teardown(() => browser.close())
-
-  async function openPage(query: string): Promise<{ page: Page; problems: string[] }> {
-    const page = await browser.newPage({ viewport: { width: 1000, height: 760 } })
-    const problems: string[] = []
-    page.on('pageerror', (err) => problems.push(`pageerror: ${err.message}`))
-    page.on('console', (m) => { if (m.type() === 'error') problems.push(`console: ${m.text()}`) })
-    await page.goto(server.url + query)
-    return { page, problems }
-  }
-
-  async function waitForState(page: Page, states: string[], timeout = 60_000) {
-    await page.waitForFunction((s) => s.includes(document.body.dataset.state ?? ''), states, { timeout })
-    return page.evaluate(() => ({ state: document.body.dataset.state, status: document.getElementById('status')!.textContent }))
-  }
+  const openPage = (query: string) => open(browser, server.url + query)
 
   async function generateOnPage(page: Page, prompt: string, opts: { maxTokens: number; temperature: number; seed?: number }) {
     await page.fill('#prompt', prompt)
@@ -105,6 +83,34 @@ async function run() {
     t.match(await page.textContent('#stats'), /^(\d+) tokens · .* · stopped$/)
     const tokens = Number(/^(\d+)/.exec((await page.textContent('#stats')) ?? '')![1])
     t.ok(tokens < 4096, `stopped after ${tokens} tokens`)
+    await page.close()
+  })
+
+  await t.test('the page stays responsive while the worker generates', async (t) => {
+    const { page } = await openPage('?model=tiny&ep=wasm')
+    await waitForState(page, ['ready'])
+    // A main-thread timer every 20 ms: inference on the main thread would stall it for the whole run.
+    await page.evaluate(() => {
+      const w = window as unknown as { ticks: number[] }
+      w.ticks = []
+      setInterval(() => w.ticks.push(performance.now()), 20)
+    })
+    await page.fill('#prompt', 'If you add 12 to 30 you get')
+    await page.fill('#max-tokens', '1500')
+    await page.fill('#temperature', '0')
+    const started = await page.evaluate(() => performance.now())
+    await page.click('#generate')
+    const end = await waitForState(page, ['done', 'error'])
+    t.equal(end.state, 'done', end.status)
+    const { ticks, ended } = await page.evaluate(() => ({ ticks: (window as unknown as { ticks: number[] }).ticks, ended: performance.now() }))
+    const during = ticks.filter((x) => x >= started && x <= ended)
+    let longest = 0
+    for (let i = 1; i < during.length; i++) longest = Math.max(longest, during[i] - during[i - 1])
+    const seconds = (ended - started) / 1000
+    t.ok(seconds > 0.3, `the generation took long enough to measure (${seconds.toFixed(2)} s)`)
+    t.ok(during.length >= (seconds * 1000) / 20 / 3, `the timer kept ticking: ${during.length} ticks in ${seconds.toFixed(2)} s`)
+    t.ok(longest < 250, `no main-thread stall longer than 250 ms (longest gap ${longest.toFixed(0)} ms)`)
+    t.match(await page.textContent('#stats'), /^1500 tokens · [\d.]+ tokens\/s · max tokens$/)
     await page.close()
   })
 

@@ -1,0 +1,50 @@
+// Shared by the browser tests: Debian's Chromium driven by playwright-core (headless, never a downloaded
+// browser), the built page, and a few waits on the page's data-state attributes.
+import { execFileSync } from 'node:child_process'
+import { existsSync, mkdirSync } from 'node:fs'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core'
+
+export const CHROMIUM = '/usr/bin/chromium'
+export const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
+/** Screenshots for a reviewer. */
+export const shots = path.join(repo, 'test-output')
+
+/** Why the browser tests cannot run here, or undefined when they can. */
+export function missingBrowser(): string | undefined {
+  return existsSync(CHROMIUM) ? undefined : `${CHROMIUM} is missing: run .ci/install-chromium.sh`
+}
+
+/** Builds web/dist when it is not there, and makes the screenshot folder. */
+export function preparePage() {
+  if (!existsSync(path.join(repo, 'web', 'dist', 'index.html')) || !existsSync(path.join(repo, 'web', 'dist', 'worker.js'))) {
+    execFileSync(process.execPath, [path.join(repo, 'web', 'build.mjs')], { stdio: 'inherit' })
+  }
+  mkdirSync(shots, { recursive: true })
+}
+
+export const launch = (): Promise<Browser> =>
+  chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu'] })
+
+/** A page that records uncaught errors and console errors (of the page and its workers). */
+export async function openPage(owner: Browser | BrowserContext, url: string): Promise<{ page: Page; problems: string[] }> {
+  const page = await owner.newPage({ viewport: { width: 1000, height: 800 } })
+  const problems: string[] = []
+  page.on('pageerror', (err) => problems.push(`pageerror: ${err.message}`))
+  page.on('console', (m) => { if (m.type() === 'error') problems.push(`console: ${m.text()}`) })
+  await page.goto(url)
+  return { page, problems }
+}
+
+/** Waits until body[data-state] is one of `states`; returns it with the status line. */
+export async function waitForState(page: Page, states: string[], timeout = 60_000) {
+  await page.waitForFunction((s) => s.includes(document.body.dataset.state ?? ''), states, { timeout })
+  return page.evaluate(() => ({ state: document.body.dataset.state, status: document.getElementById('status')!.textContent ?? '' }))
+}
+
+/** Waits until the element's data-state is one of `states`. */
+export async function waitForViewState(page: Page, selector: string, states: string[], timeout = 30_000): Promise<string> {
+  await page.waitForFunction(({ sel, s }) => s.includes((document.querySelector(sel) as HTMLElement | null)?.dataset.state ?? ''), { sel: selector, s: states }, { timeout })
+  return page.$eval(selector, (el) => (el as HTMLElement).dataset.state ?? '')
+}
