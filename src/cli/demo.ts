@@ -57,8 +57,9 @@ export const command: Command = {
     const { pino } = await import('pino')
     const logger = pino({ level: process.env.LMP_LOG_LEVEL ?? 'warn' })
     const server = await startServer({ exps: [o.expName], expRoot: expRoot(), host: o.host, port: o.port, logger })
-    console.log(`web page: ${server.url}/`)
-    console.log(`API:      curl -s ${server.url}/v1/completions -H 'content-type: application/json' -d '{"prompt":"If you add 3 to 4 you get","max_tokens":8,"temperature":0}'`)
+    const base = server.url.replace(/\/+$/, '')
+    console.log(`web page: ${base}/`)
+    console.log(`API:      curl -s ${base}/v1/completions -H 'content-type: application/json' -d '{"prompt":"If you add 3 to 4 you get","max_tokens":8,"temperature":0}'`)
     console.log('press Ctrl-C to stop')
     await new Promise<void>((resolve) => {
       const stop = () => server.close().then(resolve)

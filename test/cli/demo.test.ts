@@ -24,7 +24,7 @@ t.teardown(() => { child.kill('SIGKILL') })
 // Wait for the server line (training takes about two minutes).
 const url = await new Promise<string>((resolve, reject) => {
   const timer = setInterval(() => {
-    const m = /^web page: (http:\/\/\S+?)\/?$/m.exec(stdout)
+    const m = /^web page: (http:\/\/[^/\s]+)\/$/m.exec(stdout)
     if (m) { clearInterval(timer); resolve(m[1]) }
   }, 200)
   exited.then((code) => { clearInterval(timer); reject(new Error(`lmp demo exited (${code}) before serving:\n${stdout}\n${stderr}`)) })
