@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url'
 import express, { type NextFunction, type Request, type Response } from 'express'
 import { pino, type Logger } from 'pino'
 import { completionsHandler, findModel, type RouteContext } from './completions.ts'
-import { createDirectEngine, type Engine } from './engine.ts'
+import { createBatchingEngine, type Engine } from './engine.ts'
 import { errorHandler, HttpError, sendError } from './errors.ts'
 import { Metrics } from './metrics.ts'
 import { ModelRegistry, type ServedModel } from './models.ts'
@@ -55,8 +55,12 @@ export function createApp(opts: AppOptions): App {
   const registry = Array.isArray(opts.models) ? new ModelRegistry(opts.models) : opts.models
   const limits: ServerLimits = { ...defaultLimits, ...opts.limits }
   const log = opts.logger ?? pino({ level: 'info' })
-  const engine = opts.engine ?? createDirectEngine()
   const metrics = new Metrics()
+  const engine = opts.engine ?? createBatchingEngine({
+    maxBatch: limits.maxBatch,
+    maxQueue: limits.maxQueue,
+    onForward: (model, rows, seconds) => metrics.forward(model, rows, seconds),
+  })
   const validator = new Validator(limits)
   const ctx: RouteContext = { models: registry, engine, validator, limits, metrics, log }
   const webDir = opts.webDir ?? defaultWebDir
@@ -80,11 +84,15 @@ export function createApp(opts: AppOptions): App {
       'X-Content-Type-Options': 'nosniff',
     })
     const start = performance.now()
-    res.on('finish', () => {
+    // 'close' comes after 'finish', and also when the client went away before the response ended.
+    res.on('close', () => {
       const seconds = (performance.now() - start) / 1000
       const route = (req.route?.path as string | undefined) ?? (req.path.startsWith('/v1/') ? 'unknown' : 'static')
-      metrics.request(route, res.statusCode, seconds)
-      log.info({ method: req.method, url: req.originalUrl.slice(0, 200), status: res.statusCode, ms: Math.round(seconds * 1000) }, 'request')
+      const disconnected = !res.writableFinished
+      metrics.request(route, disconnected ? 499 : res.statusCode, seconds)
+      const fields = { method: req.method, url: req.originalUrl.slice(0, 200), status: res.statusCode, ms: Math.round(seconds * 1000), ...res.locals.log as object }
+      if (disconnected) log.info({ ...fields, disconnected }, 'client went away')
+      else log[res.statusCode >= 500 ? 'error' : 'info'](fields, 'request')
     })
     next()
   })
@@ -97,7 +105,7 @@ export function createApp(opts: AppOptions): App {
   const auth = opts.apiKey ? bearerCheck(opts.apiKey) : (_req: Request, _res: Response, next: NextFunction) => next()
 
   app.get('/metrics', auth, (_req, res) => {
-    res.type('text/plain; version=0.0.4').send(metrics.render({ queueDepth: engine.active, modelsLoaded: registry.list().length }))
+    res.type('text/plain; version=0.0.4').send(metrics.render({ queueDepth: engine.waiting, activeBatch: engine.running, modelsLoaded: registry.list().length }))
   })
 
   // Every POST body is parsed as JSON whatever its Content-Type (curl -d sends form encoding by default).
@@ -178,6 +186,18 @@ export function createApp(opts: AppOptions): App {
   // ever reaches the file system).
   app.get('/models/index.json', (_req, res) => {
     res.json({ models: registry.list().map((m) => ({ name: m.name, architecture: m.manifest.architecture, path: `models/${m.name}/` })) })
+  })
+  // The experiment's training log, for the page's training curves (written while training runs: no caching).
+  app.get('/models/:name/metrics.jsonl', (req, res, next) => {
+    const m = registry.get(String(req.params.name))
+    const file = m && String(req.params.name) === m.name ? m.files?.metrics : undefined
+    const missing = () => sendError(res, 404, `model '${String(req.params.name).slice(0, 128)}' has no metrics.jsonl`, null, 'not_found')
+    if (!file) return missing()
+    res.sendFile(file, { dotfiles: 'allow', headers: { 'Content-Type': 'application/x-ndjson; charset=utf-8', 'Cache-Control': 'no-cache' } }, (err) => {
+      if (!err) return
+      if (!res.headersSent && ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as { status?: number }).status === 404)) missing()
+      else next(err)
+    })
   })
   app.get('/models/:name/:file', (req, res) => {
     const m = registry.get(String(req.params.name))

@@ -3,7 +3,7 @@
 import { randomInt, randomUUID } from 'node:crypto'
 import type { Request, Response } from 'express'
 import { EOS_ID, PAD_ID } from '../src/tokenizer/index.ts'
-import type { Engine, GenerationParams, TokenEvent } from './engine.ts'
+import { QueueFullError, type Engine, type GenerationParams, type TokenEvent } from './engine.ts'
 import { HttpError } from './errors.ts'
 import type { Metrics } from './metrics.ts'
 import type { ModelRegistry, ServedModel } from './models.ts'
@@ -94,19 +94,17 @@ export function completionParams(body: CompletionRequest, choiceIndex: number): 
   }
 }
 
-/** Runs one choice, calling onEvent for each token; returns what the non-streaming response needs. */
+/** Reads one choice's events, calling onToken for each; returns what the non-streaming response needs. */
 async function runChoice(
-  ctx: RouteContext,
-  m: ServedModel,
-  prompt: string,
-  params: GenerationParams,
+  events: AsyncIterable<TokenEvent>,
+  maxNewTokens: number,
   signal: AbortSignal,
   onToken: (ev: TokenEvent) => void,
 ): Promise<{ text: string; tokens: TokenEvent[]; finish: 'stop' | 'length' }> {
   let text = ''
   const tokens: TokenEvent[] = []
   let reason: string | undefined
-  for await (const ev of ctx.engine.generate(m, prompt, params, signal)) {
+  for await (const ev of events) {
     if (ev.tokenId >= 0) {
       tokens.push(ev)
       text += ev.textDelta ?? ''
@@ -117,9 +115,9 @@ async function runChoice(
       break
     }
   }
-  if (signal.aborted) reason = 'timeout'
-  // A generator that ends without a done event stopped at max tokens.
-  return { text, tokens, finish: reason === undefined ? (tokens.length >= params.maxNewTokens ? 'length' : 'stop') : finishReason(reason) }
+  if (reason === undefined && signal.aborted) reason = 'timeout'
+  // A stream that ends without a done event stopped at max tokens (max_tokens 0).
+  return { text, tokens, finish: reason === undefined ? (tokens.length >= maxNewTokens ? 'length' : 'stop') : finishReason(reason) }
 }
 
 function logprobsOf(m: ServedModel, tokens: TokenEvent[], startOffset: number): Logprobs {
@@ -156,85 +154,115 @@ export function completionsHandler(ctx: RouteContext) {
       }
     })
 
-    // Cancel generation when the client goes away or the request runs too long.
-    const disconnect = new AbortController()
-    res.on('close', () => { if (!res.writableFinished) disconnect.abort() })
-    const signal = AbortSignal.any([disconnect.signal, AbortSignal.timeout(ctx.limits.requestTimeoutMs)])
-
     const id = `cmpl-${randomUUID().replace(/-/g, '')}`
     const created = Math.floor(Date.now() / 1000)
     const jobs = prompts.flatMap((prompt, p) => Array.from({ length: n }, (_, j) => ({ prompt, index: p * n + j, params: completionParams(body, j) })))
-    const echo = body.echo === true
-    const wantLogprobs = body.logprobs != null
-    let firstToken = true
-    const onFirstToken = () => {
-      if (firstToken) {
-        firstToken = false
-        ctx.metrics.timeToFirstToken(m.name, (performance.now() - started) / 1000)
-      }
-    }
-    const usage = (completion: number) => {
-      const prompt = promptTokens.reduce((a, b) => a + b, 0) * n
-      return { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion }
-    }
+    res.locals.log = { model: m.name, choices: jobs.length }
 
-    if (!body.stream) {
-      const results = await Promise.all(jobs.map((job) => runChoice(ctx, m, job.prompt, job.params, signal, onFirstToken)))
-      const choices: Choice[] = results.map((r, i) => {
-        const prefix = echo ? jobs[i].prompt : ''
-        return {
-          text: prefix + r.text,
-          index: jobs[i].index,
-          logprobs: wantLogprobs ? logprobsOf(m, r.tokens, prefix.length) : null,
-          finish_reason: r.finish,
-        }
-      })
-      const completion = results.reduce((a, r) => a + r.tokens.length, 0)
-      ctx.metrics.tokens(m.name, usage(0).prompt_tokens, completion)
-      if (disconnect.signal.aborted) return
-      res.json({ id, object: 'text_completion', created, model: m.name, choices, usage: usage(completion) })
-      return
-    }
-
-    res.writeHead(200, {
-      'Content-Type': 'text/event-stream; charset=utf-8',
-      'Cache-Control': 'no-cache',
-      Connection: 'keep-alive',
-      'X-Accel-Buffering': 'no',
+    // Every choice is queued now, before a byte of the response is written: a full queue is a 429 and a
+    // prompt the model cannot take a 400, for streaming requests too.
+    if (ctx.engine.room(m) < jobs.length) throw new QueueFullError()
+    // Cancel generation when the client goes away or the request runs too long.
+    const cancel = new AbortController()
+    const timer = setTimeout(() => cancel.abort(new Error('timeout')), ctx.limits.requestTimeoutMs)
+    let disconnected = false
+    res.on('close', () => {
+      if (res.writableFinished) return
+      disconnected = true
+      cancel.abort(new Error('disconnected'))
     })
-    res.flushHeaders()
-    const send = (data: unknown) => { if (!res.writableEnded && !res.destroyed) res.write(`data: ${JSON.stringify(data)}\n\n`) }
-    const chunk = (choice: Choice) => ({ id, object: 'text_completion', created, model: m.name, choices: [choice] })
-    let completion = 0
+    const signal = cancel.signal
+    let streams: AsyncIterable<TokenEvent>[]
     try {
-      await Promise.all(jobs.map(async (job) => {
-        const offset = { at: 0 }
-        if (echo) {
-          send(chunk({ text: job.prompt, index: job.index, logprobs: null, finish_reason: null }))
-          offset.at = job.prompt.length
-        }
-        const r = await runChoice(ctx, m, job.prompt, job.params, signal, (ev) => {
-          if (ev.tokenId < 0) return
-          onFirstToken()
-          completion++
-          const lp = wantLogprobs ? logprobsOf(m, [ev], offset.at) : null
-          offset.at += (ev.textDelta ?? '').length
-          send(chunk({ text: ev.textDelta ?? '', index: job.index, logprobs: lp, finish_reason: null }))
-        })
-        send(chunk({ text: '', index: job.index, logprobs: null, finish_reason: r.finish }))
-      }))
-      if (body.stream_options?.include_usage) {
-        send({ id, object: 'text_completion', created, model: m.name, choices: [], usage: usage(completion) })
-      }
+      streams = jobs.map((job) => ctx.engine.generate(m, job.prompt, job.params, signal))
     } catch (err) {
-      // Headers are sent: report the error inside the stream, in the same shape as a JSON error.
-      const status = err instanceof HttpError ? err.status : 500
-      if (status >= 500) ctx.log.warn({ err }, 'generation failed mid-stream')
-      const message = err instanceof HttpError ? err.message : 'generation failed'
-      send({ error: { message, type: status >= 500 ? 'server_error' : 'invalid_request_error', param: null, code: null } })
+      clearTimeout(timer)
+      cancel.abort()
+      throw err
+    }
+    try {
+      await respond()
     } finally {
-      ctx.metrics.tokens(m.name, usage(0).prompt_tokens, completion)
-      if (!res.writableEnded && !res.destroyed) res.end('data: [DONE]\n\n')
+      clearTimeout(timer)
+      // A choice that failed leaves its siblings nothing to run for.
+      cancel.abort()
+    }
+
+    async function respond() {
+      const echo = body.echo === true
+      const wantLogprobs = body.logprobs != null
+      let firstToken = true
+      const onFirstToken = () => {
+        if (firstToken) {
+          firstToken = false
+          ctx.metrics.timeToFirstToken(m.name, (performance.now() - started) / 1000)
+        }
+      }
+      const usage = (completion: number) => {
+        const prompt = promptTokens.reduce((a, b) => a + b, 0) * n
+        return { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion }
+      }
+
+      if (!body.stream) {
+        const results = await Promise.all(jobs.map((job, i) => runChoice(streams[i], job.params.maxNewTokens, signal, onFirstToken)))
+        const choices: Choice[] = results.map((r, i) => {
+          const prefix = echo ? jobs[i].prompt : ''
+          return {
+            text: prefix + r.text,
+            index: jobs[i].index,
+            logprobs: wantLogprobs ? logprobsOf(m, r.tokens, prefix.length) : null,
+            finish_reason: r.finish,
+          }
+        })
+        const completion = results.reduce((a, r) => a + r.tokens.length, 0)
+        ctx.metrics.tokens(m.name, usage(0).prompt_tokens, completion)
+        Object.assign(res.locals.log, { prompt_tokens: usage(0).prompt_tokens, completion_tokens: completion, finish: choices.map((c) => c.finish_reason) })
+        if (disconnected) return
+        res.json({ id, object: 'text_completion', created, model: m.name, choices, usage: usage(completion) })
+        return
+      }
+
+      res.writeHead(200, {
+        'Content-Type': 'text/event-stream; charset=utf-8',
+        'Cache-Control': 'no-cache',
+        Connection: 'keep-alive',
+        'X-Accel-Buffering': 'no',
+      })
+      res.flushHeaders()
+      const send = (data: unknown) => { if (!res.writableEnded && !res.destroyed) res.write(`data: ${JSON.stringify(data)}\n\n`) }
+      const chunk = (choice: Choice) => ({ id, object: 'text_completion', created, model: m.name, choices: [choice] })
+      let completion = 0
+      try {
+        await Promise.all(jobs.map(async (job, i) => {
+          const offset = { at: 0 }
+          if (echo) {
+            send(chunk({ text: job.prompt, index: job.index, logprobs: null, finish_reason: null }))
+            offset.at = job.prompt.length
+          }
+          const r = await runChoice(streams[i], job.params.maxNewTokens, signal, (ev) => {
+            if (ev.tokenId < 0) return
+            onFirstToken()
+            completion++
+            const lp = wantLogprobs ? logprobsOf(m, [ev], offset.at) : null
+            offset.at += (ev.textDelta ?? '').length
+            send(chunk({ text: ev.textDelta ?? '', index: job.index, logprobs: lp, finish_reason: null }))
+          })
+          send(chunk({ text: '', index: job.index, logprobs: null, finish_reason: r.finish }))
+        }))
+        if (body.stream_options?.include_usage) {
+          send({ id, object: 'text_completion', created, model: m.name, choices: [], usage: usage(completion) })
+        }
+      } catch (err) {
+        // Headers are sent: report the error inside the stream, in the same shape as a JSON error.
+        const status = err instanceof HttpError ? err.status : 500
+        if (status >= 500) ctx.log.warn({ err }, 'generation failed mid-stream')
+        const message = err instanceof HttpError ? err.message : 'generation failed'
+        send({ error: { message, type: status >= 500 ? 'server_error' : 'invalid_request_error', param: null, code: null } })
+      } finally {
+        ctx.metrics.tokens(m.name, usage(0).prompt_tokens, completion)
+        Object.assign(res.locals.log, { prompt_tokens: usage(0).prompt_tokens, completion_tokens: completion, stream: true })
+        if (!res.writableEnded && !res.destroyed) res.end('data: [DONE]\n\n')
+      }
     }
   }
 }

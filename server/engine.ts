@@ -1,8 +1,16 @@
 // The seam between the HTTP routes and the model: routes ask an Engine for a stream of token events or a
-// score. The direct engine runs one generation per request; a batching engine (requests sharing
-// session.run calls along the batch axis) can replace it without touching the routes.
-import type { GenerateOptions, GenerationEvent } from '../src/infer/generate.ts'
-import type { Score } from '../src/infer/perplexity.ts'
+// score. The batching engine gives every model one worker loop; the generations in flight on a model
+// share its forward calls, batched along the batch axis (state rows concatenated, outputs split), and
+// join or leave between steps.
+//
+// Two rows can share a call only when that cannot change what either computes: they feed the same number
+// of tokens and their states have the same shape apart from the batch axis. For recurrent models that
+// means prompts of equal length are prefilled together and all one-token decode steps are batched (no
+// padding ever touches a row's state); for Transformers the KV caches' 'past' lengths must also agree.
+import { Generation, type GenerateOptions, type GenerationEvent } from '../src/infer/generate.ts'
+import { scoreText, type Score } from '../src/infer/perplexity.ts'
+import type { State } from '../src/infer/types.ts'
+import { HttpError } from './errors.ts'
 import type { ServedModel } from './models.ts'
 
 export type GenerationParams = GenerateOptions
@@ -10,50 +18,274 @@ export type TokenEvent = GenerationEvent
 export type ScoreResult = Score
 
 export interface Engine {
+  /**
+   * Queues one generation and returns its events. Queuing happens in the call itself, so a full queue
+   * (HttpError 429) or a bad prompt (LmpError) throws before any response is written. The stream ends
+   * early, without a done event, when `signal` aborts.
+   */
   generate(m: ServedModel, prompt: string, params: GenerationParams, signal: AbortSignal): AsyncIterable<TokenEvent>
   score(m: ServedModel, text: string, opts: { perToken: boolean; alternatives?: number }, signal: AbortSignal): Promise<ScoreResult>
-  /** Resolves when nothing is running (graceful shutdown). */
+  /** How many more requests the model's queue takes now. */
+  room(m: ServedModel): number
+  /** Resolves when nothing is running or waiting (graceful shutdown). */
   idle(): Promise<void>
-  /** Requests in flight (queue depth for /metrics). */
+  /** Requests in flight, waiting or running. */
   readonly active: number
+  /** Requests waiting for a batch slot. */
+  readonly waiting: number
+  /** Generations holding a batch slot. */
+  readonly running: number
 }
 
-/** One request, one generation loop; model calls of concurrent requests interleave on the session. */
-export function createDirectEngine(): Engine {
-  let active = 0
-  let waiters: (() => void)[] = []
-  const enter = () => { active++ }
-  const leave = () => {
-    active--
-    if (active === 0) { for (const w of waiters) w(); waiters = [] }
+export interface EngineOptions {
+  /** Most generations that share a model's forward calls. */
+  maxBatch: number
+  /** Most requests that wait for a slot, per model; beyond that, 429. */
+  maxQueue: number
+  /** Told about every forward call (for /metrics). */
+  onForward?: (model: string, rows: number, seconds: number) => void
+}
+
+export class QueueFullError extends HttpError {
+  constructor(retryAfterSeconds = 1) {
+    super(429, 'the server is busy: too many requests in flight; retry shortly', null, 'queue_full', retryAfterSeconds)
   }
-  return {
-    get active() { return active },
-    async *generate(m, prompt, params, signal) {
-      const { generate } = await import('../src/infer/generate.ts')
-      enter()
-      try {
-        for await (const ev of generate(m.model, m.tokenizer, prompt, params)) {
-          if (signal.aborted) return
-          yield ev
-          if (signal.aborted) return
+}
+
+interface Slot {
+  gen: Generation
+  /** This row's state (batch 1), or null before its prefill. */
+  state: State | null
+  events: TokenEvent[]
+  /** Resolves the consumer waiting for the next event. */
+  wake: (() => void) | null
+  ended: boolean
+  error?: unknown
+  detach: () => void
+}
+
+interface Job {
+  run(): Promise<void>
+}
+
+/** One model's queue and batch, and the loop that steps them. */
+class Worker {
+  readonly waiting: (Slot | Job)[] = []
+  readonly running: Slot[] = []
+  private looping = false
+
+  constructor(
+    readonly m: ServedModel,
+    private readonly opts: EngineOptions,
+    private readonly changed: () => void,
+  ) {}
+
+  get load(): number {
+    return this.waiting.length + this.running.length
+  }
+
+  room(): number {
+    return Math.max(0, this.opts.maxBatch - this.running.length) + this.opts.maxQueue - this.waiting.length
+  }
+
+  enqueue(item: Slot | Job): void {
+    if (this.room() <= 0) throw new QueueFullError()
+    this.waiting.push(item)
+    if (!this.looping) {
+      this.looping = true
+      void this.loop()
+    }
+  }
+
+  /** Takes a slot out of the queue or the batch at once: its row is not fed to the next step. */
+  remove(slot: Slot): void {
+    for (const list of [this.waiting, this.running] as (Slot | Job)[][]) {
+      const i = list.indexOf(slot)
+      if (i >= 0) list.splice(i, 1)
+    }
+    end(slot)
+    this.changed()
+  }
+
+  private async loop(): Promise<void> {
+    try {
+      while (this.load > 0) {
+        // Admit waiting work in arrival order; a score job runs alone between steps.
+        while (this.waiting.length && this.running.length < this.opts.maxBatch) {
+          const item = this.waiting.shift()!
+          if ('gen' in item) this.running.push(item)
+          else await item.run()
         }
-      } finally {
-        leave()
+        if (this.running.length) await this.step()
+        this.changed()
+        // Let the event loop deliver the tokens and take new requests before the next step.
+        await new Promise((resolve) => setImmediate(resolve))
       }
-    },
-    async score(m, text, opts, signal) {
-      const { scoreText } = await import('../src/infer/perplexity.ts')
-      enter()
+    } finally {
+      this.looping = false
+      this.changed()
+    }
+  }
+
+  /** One forward call per group of rows that can share it; every running generation advances a token. */
+  private async step(): Promise<void> {
+    const groups = new Map<string, Slot[]>()
+    for (const slot of this.running) {
+      slot.state ??= this.m.model.initState(1)
+      const key = `${slot.gen.inputIds.length}|${slot.state.map((s) => s.dims.slice(1).join('x')).join(',')}`
+      const group = groups.get(key)
+      if (group) group.push(slot)
+      else groups.set(key, [slot])
+    }
+    for (const group of groups.values()) {
+      // A row whose client left during an earlier call of this step is skipped.
+      const rows = group.filter((s) => !s.ended)
+      if (rows.length) await this.forward(rows)
+    }
+  }
+
+  private async forward(rows: Slot[]): Promise<void> {
+    const ids = rows.map((s) => s.gen.inputIds)
+    const started = performance.now()
+    let out: { logits: Float32Array; state: State }
+    try {
+      out = await this.m.model.forward(ids, concatRows(rows.map((s) => s.state!)))
+    } catch (err) {
+      for (const s of rows) {
+        s.error = err
+        this.remove(s)
+      }
+      return
+    }
+    this.opts.onForward?.(this.m.name, rows.length, (performance.now() - started) / 1000)
+    const seq = ids[0].length
+    const vocab = out.logits.length / (rows.length * seq)
+    const states = splitRows(out.state, rows.length)
+    rows.forEach((s, b) => {
+      if (s.ended) return // cancelled while the call ran
+      s.state = states[b]
+      const at = (b * seq + seq - 1) * vocab
+      let ev: TokenEvent
       try {
-        signal.throwIfAborted()
-        return await scoreText(m.model, m.tokenizer, text, { perToken: opts.perToken, alternatives: opts.alternatives })
-      } finally {
-        leave()
+        ev = s.gen.accept(out.logits.subarray(at, at + vocab))
+      } catch (err) {
+        s.error = err
+        this.remove(s)
+        return
       }
+      s.events.push(ev)
+      if (s.gen.done) this.remove(s)
+      else wakeUp(s)
+    })
+  }
+}
+
+function wakeUp(slot: Slot): void {
+  const w = slot.wake
+  slot.wake = null
+  w?.()
+}
+
+function end(slot: Slot): void {
+  slot.ended = true
+  slot.detach()
+  wakeUp(slot)
+}
+
+/** Batch-1 states → one batch (batch on axis 0 of every entry). */
+function concatRows(states: State[]): State {
+  if (states.length === 1) return states[0]
+  return states[0].map((first, i) => {
+    const data = new Float32Array(first.data.length * states.length)
+    states.forEach((s, b) => data.set(s[i].data, b * first.data.length))
+    return { data, dims: [states.length, ...first.dims.slice(1)] }
+  })
+}
+
+/** A batch's state → one batch-1 state per row (copies, so a row never holds the whole batch's buffer). */
+function splitRows(state: State, rows: number): State[] {
+  return Array.from({ length: rows }, (_, b) =>
+    state.map((s) => {
+      const size = s.data.length / rows
+      return { data: rows === 1 ? s.data : s.data.slice(b * size, (b + 1) * size), dims: [1, ...s.dims.slice(1)] }
+    }),
+  )
+}
+
+async function* events(slot: Slot, cancel: () => void): AsyncGenerator<TokenEvent> {
+  try {
+    for (;;) {
+      const ev = slot.events.shift()
+      if (ev) {
+        yield ev
+        continue
+      }
+      if (slot.error !== undefined) throw slot.error
+      if (slot.ended) return
+      await new Promise<void>((resolve) => (slot.wake = resolve))
+    }
+  } finally {
+    // The consumer stopped reading (or the stream ended): free the slot.
+    if (!slot.ended) cancel()
+  }
+}
+
+export function createBatchingEngine(opts: EngineOptions): Engine {
+  const workers = new Map<ServedModel, Worker>()
+  let idleWaiters: (() => void)[] = []
+  const total = (f: (w: Worker) => number) => [...workers.values()].reduce((a, w) => a + f(w), 0)
+  const changed = () => {
+    if (idleWaiters.length && total((w) => w.load) === 0) {
+      for (const resolve of idleWaiters) resolve()
+      idleWaiters = []
+    }
+  }
+  const worker = (m: ServedModel) => {
+    let w = workers.get(m)
+    if (!w) workers.set(m, (w = new Worker(m, opts, changed)))
+    return w
+  }
+
+  return {
+    get active() { return total((w) => w.load) },
+    get waiting() { return total((w) => w.waiting.length) },
+    get running() { return total((w) => w.running.length) },
+    room: (m) => worker(m).room(),
+
+    generate(m, prompt, params, signal) {
+      const w = worker(m)
+      if (w.room() <= 0) throw new QueueFullError()
+      const gen = new Generation(m.tokenizer, prompt, { ...params, maxSeqLen: m.manifest.maxSeqLen })
+      const slot: Slot = { gen, state: null, events: [], wake: null, ended: false, detach: () => {} }
+      const cancel = () => w.remove(slot)
+      if (gen.done || signal.aborted) end(slot) // max_tokens 0, or already cancelled
+      else {
+        w.enqueue(slot)
+        signal.addEventListener('abort', cancel, { once: true })
+        // The listener goes when the generation ends, so a long-lived signal does not collect them.
+        slot.detach = () => signal.removeEventListener('abort', cancel)
+      }
+      return events(slot, cancel)
     },
+
+    score(m, text, o, signal) {
+      return new Promise((resolve, reject) => {
+        const w = worker(m)
+        w.enqueue({
+          async run() {
+            if (signal.aborted) return reject(new HttpError(499, 'the client went away'))
+            try {
+              resolve(await scoreText(m.model, m.tokenizer, text, { perToken: o.perToken, alternatives: o.alternatives }))
+            } catch (err) {
+              reject(err)
+            }
+          },
+        })
+      })
+    },
+
     idle() {
-      return active === 0 ? Promise.resolve() : new Promise((resolve) => waiters.push(resolve))
+      return total((w) => w.load) === 0 ? Promise.resolve() : new Promise((resolve) => idleWaiters.push(resolve))
     },
   }
 }

@@ -9,6 +9,8 @@ export class HttpError extends Error {
     message: string,
     readonly param: string | null = null,
     readonly code: string | null = null,
+    /** Seconds for a Retry-After header (429, 503). */
+    readonly retryAfter?: number,
   ) {
     super(message)
   }
@@ -34,7 +36,10 @@ export function errorHandler(log: { error(obj: unknown, msg?: string): void }): 
       res.end()
       return
     }
-    if (err instanceof HttpError) return sendError(res, err.status, err.message, err.param, err.code)
+    if (err instanceof HttpError) {
+      if (err.retryAfter !== undefined) res.set('Retry-After', String(err.retryAfter))
+      return sendError(res, err.status, err.message, err.param, err.code)
+    }
     if (err instanceof LmpError) return sendError(res, err.status >= 400 && err.status < 600 ? err.status : 400, firstLine(err.message))
     // body-parser's errors carry `type` and `status`.
     const e = err as { type?: string; status?: number; message?: string; limit?: number }

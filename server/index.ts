@@ -72,15 +72,9 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
 
   try {
     for (const t of targets) {
+      // --device cuda never falls back to the CPU: a CUDA provider that cannot load fails the start.
       const executionProviders = opts.device === 'cuda' ? ['cuda'] : undefined
-      try {
-        registry.add(await loadExperimentModel(t.dir, { name: t.name, executionProviders, numThreads: opts.numThreads }))
-      } catch (err) {
-        if (opts.device === 'cuda' && !(err instanceof LmpError && /not found|corrupt|unknown experiment/.test(err.message))) {
-          throw new LmpError(`the CUDA execution provider cannot load (install onnxruntime-node with ONNXRUNTIME_NODE_INSTALL=cuda12): ${String((err as Error).message).split('\n')[0]}`)
-        }
-        throw err
-      }
+      registry.add(await loadExperimentModel(t.dir, { name: t.name, executionProviders, numThreads: opts.numThreads }))
       log.info({ model: t.name, dir: t.dir }, 'model loaded')
     }
   } catch (err) {

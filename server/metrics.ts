@@ -2,6 +2,16 @@
 // two histograms and gauges are all the server needs.
 
 const latencyBuckets = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120]
+const forwardBuckets = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1]
+const batchBuckets = [1, 2, 4, 8, 16, 32, 64, 128]
+
+export interface Gauges {
+  /** Requests waiting for a batch slot. */
+  queueDepth: number
+  /** Generations holding a batch slot. */
+  activeBatch: number
+  modelsLoaded: number
+}
 
 class Histogram {
   readonly counts: number[]
@@ -27,6 +37,8 @@ export class Metrics {
   private generatedTokens = new Map<string, number>()
   private latency = new Map<string, Histogram>()
   private ttft = new Map<string, Histogram>()
+  private forwardSeconds = new Map<string, Histogram>()
+  private batchRows = new Map<string, Histogram>()
 
   request(route: string, status: number, seconds: number) {
     const key = `${route} ${status}`
@@ -45,13 +57,19 @@ export class Metrics {
     this.hist(this.ttft, model).observe(seconds)
   }
 
-  private hist(map: Map<string, Histogram>, key: string) {
+  /** One batched model call: how many rows it carried and how long it took. */
+  forward(model: string, rows: number, seconds: number) {
+    this.hist(this.forwardSeconds, model, forwardBuckets).observe(seconds)
+    this.hist(this.batchRows, model, batchBuckets).observe(rows)
+  }
+
+  private hist(map: Map<string, Histogram>, key: string, buckets = latencyBuckets) {
     let h = map.get(key)
-    if (!h) map.set(key, (h = new Histogram(latencyBuckets)))
+    if (!h) map.set(key, (h = new Histogram(buckets)))
     return h
   }
 
-  render(gauges: { queueDepth: number; modelsLoaded: number }): string {
+  render(gauges: Gauges): string {
     const out: string[] = []
     out.push('# HELP lmp_requests_total HTTP requests by route and status.', '# TYPE lmp_requests_total counter')
     for (const r of this.requests.values()) out.push(`lmp_requests_total${labels(r.labels)} ${r.n}`)
@@ -61,7 +79,10 @@ export class Metrics {
     for (const [m, n] of this.generatedTokens) out.push(`lmp_generated_tokens_total${labels({ model: m })} ${n}`)
     this.renderHist(out, 'lmp_request_duration_seconds', 'Request latency by route.', 'route', this.latency)
     this.renderHist(out, 'lmp_time_to_first_token_seconds', 'Time from request to first generated token.', 'model', this.ttft)
-    out.push('# HELP lmp_queue_depth Requests being served or waiting.', '# TYPE lmp_queue_depth gauge', `lmp_queue_depth ${gauges.queueDepth}`)
+    this.renderHist(out, 'lmp_forward_seconds', 'Duration of one batched model call.', 'model', this.forwardSeconds)
+    this.renderHist(out, 'lmp_batch_rows', 'Rows (generations) per batched model call.', 'model', this.batchRows)
+    out.push('# HELP lmp_queue_depth Requests waiting for a batch slot.', '# TYPE lmp_queue_depth gauge', `lmp_queue_depth ${gauges.queueDepth}`)
+    out.push('# HELP lmp_active_batch Generations holding a batch slot.', '# TYPE lmp_active_batch gauge', `lmp_active_batch ${gauges.activeBatch}`)
     out.push('# HELP lmp_models_loaded Models loaded.', '# TYPE lmp_models_loaded gauge', `lmp_models_loaded ${gauges.modelsLoaded}`)
     return out.join('\n') + '\n'
   }

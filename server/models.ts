@@ -13,7 +13,7 @@ export interface ServedModel {
   tokenizer: Tokenizer
   manifest: Manifest
   /** Absolute paths of the exported files, served to the page under /models/NAME/. */
-  files?: { manifest: string; model: string; tokenizer: string }
+  files?: { manifest: string; model: string; tokenizer: string; metrics?: string }
   /** Unix seconds when it was loaded (the `created` of /v1/models). */
   created?: number
 }
@@ -77,6 +77,8 @@ export async function loadExperimentModel(dir: string, opts: LoadOptions = {}): 
     manifest: manifestPath,
     model: path.join(onnxDir, manifest.model),
     tokenizer: path.join(onnxDir, manifest.tokenizer),
+    // The training log of the experiment (may not exist: an experiment copied without it).
+    metrics: path.join(dir, 'metrics.jsonl'),
   }
   const modelBytes = await readOrFail(files.model, 'ONNX model', hint)
   const sha256 = createHash('sha256').update(modelBytes).digest('hex')
@@ -96,6 +98,9 @@ export async function loadExperimentModel(dir: string, opts: LoadOptions = {}): 
   }
   const ort = await import('onnxruntime-node')
   const { loadOrtModel } = await import('../src/infer/ort-model.ts')
+  const cuda = opts.executionProviders?.includes('cuda') ?? false
+  // onnxruntime prints its own multi-line error when a provider library is missing; we say it in one line.
+  if (cuda) ort.env.logLevel = 'fatal'
   let model: StepModel
   try {
     model = await loadOrtModel(ort as never, new Uint8Array(modelBytes.buffer, modelBytes.byteOffset, modelBytes.byteLength), manifest, {
@@ -104,7 +109,11 @@ export async function loadExperimentModel(dir: string, opts: LoadOptions = {}): 
     })
   } catch (err) {
     if (err instanceof LmpError) throw err
-    throw new LmpError(`cannot load ONNX model ${files.model}: ${String((err as Error).message).split('\n')[0]}`)
+    const reason = String((err as Error).message).split('\n')[0]
+    if (cuda) {
+      throw new LmpError(`--device cuda: onnxruntime-node's CUDA execution provider cannot load (${reason}); install onnxruntime-node with ONNXRUNTIME_NODE_INSTALL=cuda12 (see the README), or use --device cpu`)
+    }
+    throw new LmpError(`cannot load ONNX model ${files.model}: ${reason}`)
   }
   return { name, model, tokenizer, manifest, files, created: Math.floor(Date.now() / 1000) }
 }

@@ -16,6 +16,10 @@ export interface ServerLimits {
   maxTextChars: number
   /** A request that runs longer is cut off (finish_reason 'length'). */
   requestTimeoutMs: number
+  /** Most generations that share one model's forward calls. */
+  maxBatch: number
+  /** Most requests waiting for a batch slot, per model; beyond that, 429 with Retry-After. */
+  maxQueue: number
 }
 
 export const defaultLimits: ServerLimits = {
@@ -25,6 +29,8 @@ export const defaultLimits: ServerLimits = {
   maxChoices: 16,
   maxTextChars: 200_000,
   requestTimeoutMs: 120_000,
+  maxBatch: 32,
+  maxQueue: 256,
 }
 
 const modelName = { type: 'string', minLength: 1, maxLength: 256 }

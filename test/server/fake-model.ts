@@ -30,22 +30,36 @@ export function fakeManifest(vocabSize: number): Manifest {
   }
 }
 
-/** delayMs slows every forward call (for disconnect and concurrency tests); calls counts them. */
-export function fakeStepModel(vocabSize: number, opts: { delayMs?: number } = {}): StepModel & { calls: number } {
+export interface FakeOptions {
+  delayMs?: number
+  /** Never end: 'h' is followed by 'a' and EOS can never be sampled. */
+  endless?: boolean
+}
+
+/** delayMs slows every forward call (for disconnect and concurrency tests); calls counts them and rows
+ * records each call's batch size. */
+export function fakeStepModel(vocabSize: number, opts: FakeOptions = {}): StepModel & { calls: number; rows: number[] } {
   const manifest = fakeManifest(vocabSize)
   const model = {
     manifest,
     calls: 0,
+    rows: [] as number[],
     initState(batch: number): State {
       return [{ data: new Float32Array(batch), dims: [batch, 1] }]
     },
     async forward(ids: number[][], state: State) {
       model.calls++
+      model.rows.push(ids.length)
       if (opts.delayMs) await new Promise((r) => setTimeout(r, opts.delayMs))
       const batch = ids.length
       const seq = ids[0].length
       const logits = new Float32Array(batch * seq * vocabSize)
-      ids.forEach((row, b) => row.forEach((id, s) => { logits[(b * seq + s) * vocabSize + favoured(id, vocabSize)] = PEAK }))
+      ids.forEach((row, b) => row.forEach((id, s) => {
+        const at = (b * seq + s) * vocabSize
+        const next = favoured(id, vocabSize)
+        logits[at + (opts.endless && next === 1 ? 4 : next)] = PEAK
+        if (opts.endless) logits[at + 1] = -1e9
+      }))
       const next = new Float32Array(batch)
       for (let b = 0; b < batch; b++) next[b] = state[0].data[b] + seq // the state counts tokens seen
       return { logits, state: [{ data: next, dims: [batch, 1] }] }
@@ -54,7 +68,7 @@ export function fakeStepModel(vocabSize: number, opts: { delayMs?: number } = {}
   return model
 }
 
-export function fakeServedModel(name = 'fake', opts: { delayMs?: number } = {}): ServedModel & { model: ReturnType<typeof fakeStepModel> } {
+export function fakeServedModel(name = 'fake', opts: FakeOptions = {}): ServedModel & { model: ReturnType<typeof fakeStepModel> } {
   const tokenizer = fakeTokenizer()
   const model = fakeStepModel(tokenizer.vocabSize, opts)
   return { name, tokenizer, model, manifest: model.manifest }
@@ -64,4 +78,51 @@ export function fakeServedModel(name = 'fake', opts: { delayMs?: number } = {}):
 export function fakeNll(vocabSize: number): { favoured: number; other: number } {
   const z = Math.exp(PEAK) + (vocabSize - 1)
   return { favoured: -Math.log(Math.exp(PEAK) / z), other: -Math.log(1 / z) }
+}
+
+/**
+ * A Transformer-shaped fake: its only state is a KV cache [batch, 1, past, 1] holding every id fed so far,
+ * and the favoured next token depends on all of them (4 + their sum mod 8: a letter), so a row that got
+ * another row's cache, or a cache of the wrong length, generates other text. Rows of one call must have
+ * the same length and the same past (as for a real KV cache); anything else throws.
+ */
+export function fakeKvModel(vocabSize: number, opts: { delayMs?: number } = {}): StepModel & { calls: number; rows: number[] } {
+  const manifest: Manifest = {
+    ...fakeManifest(vocabSize),
+    architecture: 'fake-kv',
+    maxSeqLen: 64,
+    state: [{ input: 'past_key_values.0.key', output: 'present.0.key', shape: ['batch', 1, 'past', 1] }],
+  }
+  const model = {
+    manifest,
+    calls: 0,
+    rows: [] as number[],
+    initState(batch: number): State {
+      return [{ data: new Float32Array(0), dims: [batch, 1, 0, 1] }]
+    },
+    async forward(ids: number[][], state: State) {
+      model.calls++
+      model.rows.push(ids.length)
+      if (opts.delayMs) await new Promise((r) => setTimeout(r, opts.delayMs))
+      const batch = ids.length
+      const seq = ids[0].length
+      const [b, , past] = state[0].dims
+      if (b !== batch || state[0].data.length !== batch * past) throw new Error(`cache ${state[0].dims} does not fit ${batch} rows`)
+      if (ids.some((r) => r.length !== seq)) throw new Error('rows of different lengths')
+      if (past + seq > manifest.maxSeqLen!) throw new Error('past the context')
+      const logits = new Float32Array(batch * seq * vocabSize)
+      const next = new Float32Array(batch * (past + seq))
+      for (let r = 0; r < batch; r++) {
+        const cache = Array.from(state[0].data.subarray(r * past, (r + 1) * past))
+        let sum = cache.reduce((a, x) => a + x, 0)
+        ids[r].forEach((id, s) => {
+          sum += id
+          logits[(r * seq + s) * vocabSize + 4 + (sum % 8)] = PEAK
+        })
+        next.set([...cache, ...ids[r]], r * (past + seq))
+      }
+      return { logits, state: [{ data: next, dims: [batch, 1, past + seq, 1] }] }
+    },
+  }
+  return model
 }

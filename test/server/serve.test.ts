@@ -2,7 +2,8 @@
 // generateText's, the page's files are served, bad experiments fail in one line, SIGTERM is graceful.
 import t from 'tap'
 import { spawn } from 'node:child_process'
-import { readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, readFileSync, writeFileSync } from 'node:fs'
+import { createRequire } from 'node:module'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { pino } from 'pino'
@@ -119,4 +120,22 @@ t.test('lmp serve: a bad flag or experiment is one line and a non-zero exit', as
   t.equal(missing.code, 1)
   t.match(missing.stderr, /^lmp: error: unknown experiment 'missing'/)
   t.equal(missing.stderr.trim().split('\n').length, 1)
+})
+
+const ortBin = path.dirname(createRequire(import.meta.url).resolve('onnxruntime-node/dist/binding.js'))
+const cudaInstalled = existsSync(path.join(ortBin, '..', 'bin', 'napi-v6', process.platform, process.arch, 'libonnxruntime_providers_cuda.so'))
+
+t.test('lmp serve --device cuda without a loadable CUDA provider: one line, non-zero exit, no CPU fallback', { skip: cudaInstalled && 'the CUDA provider is installed here' }, async (t) => {
+  const child = spawn(process.execPath, [path.join(repo, 'bin', 'lmp.js'), 'serve', '--exp', dir, '--port', '0', '--device', 'cuda'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  let stdout = ''
+  let stderr = ''
+  child.stdout.on('data', (d) => (stdout += d))
+  child.stderr.on('data', (d) => (stderr += d))
+  const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)))
+  t.equal(code, 1, 'exits non-zero')
+  t.equal(stderr.trim().split('\n').length, 1, `one line: ${stderr}`)
+  t.match(stderr, /^lmp: error: --device cuda: onnxruntime-node's CUDA execution provider cannot load \(.+\); install onnxruntime-node with ONNXRUNTIME_NODE_INSTALL=cuda12/)
+  t.notMatch(stdout, /serving/, 'it never serves on the CPU instead')
 })

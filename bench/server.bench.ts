@@ -1,0 +1,191 @@
+// The server under load, on loopback: `lmp serve` in a child process with a real exported model (the demo
+// model, trained 50 steps), driven by fetch loops in this process. Reports (JSON lines):
+//   - streaming generation tokens/s of one client and of 16 concurrent clients (batched decode steps),
+//     and their ratio (the acceptance asks for >= 6);
+//   - time to first token, p50/p99, under 16 clients;
+//   - the server's RSS after the first 1,000 and after 10,000 short requests (within 20%: no leak);
+//   - failed requests (non-200, error events, or a stream without [DONE]): must be 0.
+// Bounded: fixed request counts, and a deadline after which it stops and fails.
+// LMP_BENCH_EXP=DIR uses an existing experiment folder instead of training the demo model;
+// LMP_BENCH_SERVE_ARGS adds options to `lmp serve` (e.g. '--threads 1'); LMP_BENCH_NODE_ARGS adds node
+// options to the server process (e.g. '--cpu-prof').
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { report } from './util.ts'
+
+const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
+const lmp = path.join(repo, 'bin', 'lmp.js')
+const deadline = Date.now() + 8 * 60_000
+const PROMPTS = ['If you add 3 to 4 you get', 'If you add 12 to 30 you get', 'If you add 7 to 8', 'If you']
+const GEN_TOKENS = 64
+
+function checkDeadline() {
+  if (Date.now() > deadline) throw new Error('the benchmark ran past its deadline')
+}
+
+function percentile(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b)
+  return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]
+}
+
+/** The server's resident set size, in MiB (Linux). */
+function rssMiB(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
+  return m ? Number(m[1]) / 1024 : NaN
+}
+
+function buildModel(root: string): string {
+  const r = spawnSync(process.execPath, [lmp, 'demo', '--no-serve', '--total-step', '50', '--exp-name', 'bench'], {
+    env: { ...process.env, LMP_EXP_DIR: root },
+    stdio: ['ignore', 'ignore', 'inherit'],
+    timeout: 180_000,
+  })
+  if (r.status !== 0) throw new Error(`building the demo model failed (exit ${r.status})`)
+  return path.join(root, 'bench')
+}
+
+async function startServe(exp: string): Promise<{ url: string; child: ChildProcess }> {
+  const words = (v: string | undefined) => (v ?? '').split(' ').filter(Boolean)
+  const args = [...words(process.env.LMP_BENCH_NODE_ARGS), lmp, 'serve', '--exp', exp, '--port', '0', ...words(process.env.LMP_BENCH_SERVE_ARGS)]
+  const child = spawn(process.execPath, args, {
+    env: { ...process.env, LMP_LOG_LEVEL: 'silent' },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  })
+  const url = await new Promise<string>((resolve, reject) => {
+    let out = ''
+    child.stdout!.on('data', (d) => {
+      out += d
+      const m = /at (http:\/\/\S+)/.exec(out)
+      if (m) resolve(m[1])
+    })
+    child.on('exit', (code) => reject(new Error(`lmp serve exited with ${code}`)))
+  })
+  return { url, child }
+}
+
+interface Outcome { ok: boolean; tokens: number; ttftMs: number; ms: number }
+
+/** One streaming completion: counts the token chunks, times the first one, checks the stream ended well. */
+async function streamOnce(url: string, body: object): Promise<Outcome> {
+  const started = performance.now()
+  let ttftMs = NaN
+  let tokens = 0
+  let ok = false
+  try {
+    const res = await fetch(url + 'v1/completions', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ ...body, stream: true }),
+    })
+    if (res.status !== 200) {
+      await res.arrayBuffer()
+      return { ok: false, tokens: 0, ttftMs, ms: performance.now() - started }
+    }
+    const decoder = new TextDecoder()
+    let buffered = ''
+    let failed = false
+    for await (const bytes of res.body as unknown as AsyncIterable<Uint8Array>) {
+      buffered += decoder.decode(bytes, { stream: true })
+      let cut: number
+      while ((cut = buffered.indexOf('\n\n')) >= 0) {
+        const event = buffered.slice(0, cut)
+        buffered = buffered.slice(cut + 2)
+        if (event === 'data: [DONE]') ok = !failed
+        else if (event.includes('"error"')) failed = true
+        else if (event.includes('"finish_reason":null')) {
+          if (tokens++ === 0) ttftMs = performance.now() - started
+        }
+      }
+    }
+  } catch {
+    ok = false
+  }
+  return { ok, tokens, ttftMs, ms: performance.now() - started }
+}
+
+/** `clients` loops, each sending `perClient` requests one after another; aggregate numbers. */
+async function load(url: string, clients: number, perClient: number, body: (i: number) => object, onDone?: (n: number) => void) {
+  const outcomes: Outcome[] = []
+  let sent = 0
+  const started = performance.now()
+  await Promise.all(Array.from({ length: clients }, async () => {
+    for (let k = 0; k < perClient; k++) {
+      checkDeadline()
+      const o = await streamOnce(url, body(sent++))
+      outcomes.push(o)
+      onDone?.(outcomes.length)
+    }
+  }))
+  const seconds = (performance.now() - started) / 1000
+  const tokens = outcomes.reduce((a, o) => a + o.tokens, 0)
+  return {
+    requests: outcomes.length,
+    failed: outcomes.filter((o) => !o.ok).length,
+    tokens,
+    seconds,
+    tokensPerSecond: tokens / seconds,
+    ttft: outcomes.map((o) => o.ttftMs).filter((x) => Number.isFinite(x)),
+  }
+}
+
+const own = process.env.LMP_BENCH_EXP ? undefined : mkdtempSync(path.join(tmpdir(), 'lmp-server-bench-'))
+let server: { url: string; child: ChildProcess } | undefined
+let exitCode = 0
+try {
+  const exp = process.env.LMP_BENCH_EXP ? path.resolve(process.env.LMP_BENCH_EXP) : buildModel(own!)
+  server = await startServe(exp)
+  const { url, child } = server
+  const gen = (i: number) => ({ prompt: PROMPTS[i % PROMPTS.length], max_tokens: GEN_TOKENS, temperature: 1, seed: i, stop: null })
+  // Ignore sequences that end early at EOS: 'length' runs only (min_tokens is not an API field, so count).
+  await load(url, 4, 4, gen) // warm up
+
+  const single = await load(url, 1, 24, gen)
+  const many = await load(url, 16, 12, gen)
+  const ratio = many.tokensPerSecond / single.tokensPerSecond
+  report('server.stream', {
+    model: path.basename(exp),
+    max_tokens: GEN_TOKENS,
+    single_client_tokens_per_s: Math.round(single.tokensPerSecond),
+    clients16_tokens_per_s: Math.round(many.tokensPerSecond),
+    speedup: Number(ratio.toFixed(2)),
+    speedup_ok: ratio >= 6,
+    single_ttft_p50_ms: Number(percentile(single.ttft, 50).toFixed(2)),
+    clients16_ttft_p50_ms: Number(percentile(many.ttft, 50).toFixed(2)),
+    clients16_ttft_p99_ms: Number(percentile(many.ttft, 99).toFixed(2)),
+    failed: single.failed + many.failed,
+  })
+
+  // 10,000 short requests from 16 clients; RSS of the server after the first 1,000 and at the end.
+  let rssAt1000 = NaN
+  const short = (i: number) => ({ prompt: PROMPTS[i % PROMPTS.length], max_tokens: 4, temperature: 1, seed: i })
+  const soak = await load(url, 16, 625, short, (n) => {
+    if (n === 1000) rssAt1000 = rssMiB(child.pid!)
+  })
+  const rssEnd = rssMiB(child.pid!)
+  const growth = rssEnd / rssAt1000 - 1
+  report('server.soak', {
+    requests: soak.requests,
+    requests_per_s: Math.round(soak.requests / soak.seconds),
+    rss_after_1000_mib: Number(rssAt1000.toFixed(1)),
+    rss_after_10000_mib: Number(rssEnd.toFixed(1)),
+    rss_growth: Number(growth.toFixed(3)),
+    rss_ok: Math.abs(growth) <= 0.2,
+    ttft_p99_ms: Number(percentile(soak.ttft, 99).toFixed(2)),
+    failed: soak.failed,
+  })
+  if (ratio < 6 || Math.abs(growth) > 0.2 || single.failed + many.failed + soak.failed > 0) exitCode = 1
+} catch (err) {
+  console.error(`server bench: ${(err as Error).message}`)
+  exitCode = 1
+} finally {
+  if (server) {
+    const exited = new Promise((resolve) => server!.child.once('exit', resolve))
+    server.child.kill('SIGTERM')
+    await exited
+  }
+  if (own) rmSync(own, { recursive: true, force: true })
+}
+process.exit(exitCode)
