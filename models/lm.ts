@@ -5,7 +5,7 @@ import { LmpError } from '../src/errors.ts'
 import { PAD_ID } from '../src/tokenizer/index.ts'
 import { RecurrentLM, RNN_NAMES, type RnnConfig, type ParamSpec } from './rnn.ts'
 import { TransformerLM, TRANSFORMER_NAMES, type TransformerConfig } from './transformer.ts'
-import { TfOps } from './tf-ops.ts'
+import { stackFirst, TfOps, unstackFirst } from './tf-ops.ts'
 
 export const MODEL_NAMES = [...RNN_NAMES, ...TRANSFORMER_NAMES] as const
 /** One flat config for every architecture (as the CLI builds it); each model reads its own fields. */
@@ -117,22 +117,27 @@ export function forwardTf(
     return { logits, state: next }
   }
   state ??= zeroStateTf(model, ids.length)
-  const spec = model.stateSpec()
-  const perLayer = (l: number) => spec.map((s, i) => (s.layer === l ? i : -1)).filter((i) => i >= 0)
-  const layerIdx = Array.from({ length: model.config.nLyr }, (_, l) => perLayer(l))
-  let st = [...state]
-  const logits: tf.Tensor2D[] = []
   const steps = ids[0]?.length ?? 0
-  for (let t = 0; t < steps; t++) {
-    let x = model.embed(o, tf.tensor1d(ids.map((row) => row[t]), 'int32'))
-    layerIdx.forEach((idx, l) => {
-      const next = model.cell(o, l, model.inputProjection(o, l, x), idx.map((i) => st[i]))
+  const batch = ids.length
+  const spec = model.stateSpec()
+  const st = [...state]
+  // Time-major [steps, batch, ...]. Whatever does not depend on the previous step (embedding, each layer's
+  // input projection, dropout between layers, the head) runs once over the whole sequence as large
+  // matMuls; only the cell runs per step, on small [batch, ...] tensors split off without wasm's
+  // whole-input copies (unstackFirst).
+  const timeMajor = Array.from({ length: steps * batch }, (_, k) => ids[k % batch][Math.floor(k / batch)])
+  let x = model.embed(o, tf.tensor2d(timeMajor, [steps, batch], 'int32'))
+  for (let l = 0; l < model.config.nLyr; l++) {
+    const idx = spec.map((s, i) => (s.layer === l ? i : -1)).filter((i) => i >= 0)
+    const outputs: tf.Tensor[] = []
+    for (const xp of unstackFirst(model.inputProjection(o, l, x))) {
+      const next = model.cell(o, l, xp, idx.map((i) => st[i]))
       idx.forEach((i, k) => (st[i] = next[k]))
-      x = model.between(o, next[0])
-    })
-    logits.push(model.head(o, x) as tf.Tensor2D)
+      outputs.push(next[0])
+    }
+    x = model.between(o, stackFirst(outputs))
   }
-  return { logits, state: st }
+  return { logits: tf.transpose(model.head(o, x), [1, 0, 2]) as tf.Tensor3D, state: st }
 }
 
 /**

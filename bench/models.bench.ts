@@ -1,0 +1,113 @@
+// The model zoo's speed (issue 4, ../shared/MEASURED.md's reference configurations), medians:
+// - TF.js training tokens/s (this machine's backend, normally wasm), batch 32 × 64, Adam:
+//   LSTM (embedding 64 → 1-layer LSTM-2000 of 256 units → tied head) target ≥ 5,000;
+//   GPT (2 pre-LN blocks, d_model 128, 4 heads, FF 512, learned positions, context 64) target ≥ 3,500;
+// - onnxruntime-node generation µs/token at batch 1: the LSTM carrying its state (target ≤ 70 µs), and the
+//   Transformer (2 layers, d_model 128, context 256) with its key/value cache (target ≤ 0.5 ms) beside the
+//   same model re-encoding its context for every token (no cache).
+// `npm run bench -- models`; LMP_BENCH_STEPS sets the measured training steps (default 12).
+import { existsSync, mkdtempSync } from 'node:fs'
+import { loadavg, tmpdir } from 'node:os'
+import { join } from 'node:path'
+import * as ort from 'onnxruntime-node'
+import { initBackend } from '../models/backend.ts'
+import { train } from '../models/train.ts'
+import { createModel, initWeights, MODEL_DEFAULTS, type ModelConfig } from '../models/lm.ts'
+import { serialize } from '../onnx/export.ts'
+import type { Weights } from '../onnx/trace.ts'
+import { loadOrtModel } from '../src/infer/ort-model.ts'
+import type { StepModel } from '../src/infer/types.ts'
+import { createRng } from '../src/infer/rng.ts'
+import { loadDataset } from '../src/data/index.ts'
+import { createTokenizer } from '../src/tokenizer/index.ts'
+import { median, report } from './util.ts'
+
+const backend = await initBackend()
+const shakespeare = new URL('../../shared/data/tinyshakespeare/input.txt', import.meta.url).pathname
+const dset = existsSync(shakespeare) ? 'tiny-shakespeare' : 'demo'
+const samples = await loadDataset(dset, 'train', dset === 'tiny-shakespeare' ? { dataPath: shakespeare } : {})
+const tokenizer = createTokenizer('character', { isUncased: false })
+tokenizer.buildVocab(samples)
+const vocabSize = tokenizer.vocabSize
+
+const LSTM: ModelConfig = { ...MODEL_DEFAULTS, model: 'LSTM-2000', vocabSize, dEmb: 64, nBlk: 256, dBlk: 1, nLyr: 1 }
+const GPT: ModelConfig = {
+  ...MODEL_DEFAULTS, model: 'Transformer', vocabSize, dModel: 128, nHead: 4, dFf: 512, nLyr: 2, maxSeqLen: 64,
+  layout: 'pre-ln', positions: 'learned', activation: 'gelu',
+}
+const measured = Number(process.env.LMP_BENCH_STEPS ?? 12)
+const warmup = 3
+
+async function trainSpeed(name: string, modelConfig: ModelConfig) {
+  const trainConfig = {
+    batchSize: 32, lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0, maxNorm: 1, maxSeqLen: 64,
+    stride: 64, totalStep: warmup + measured, warmupStep: 1, ckptStep: 10_000, logStep: 10_000, seed: 1,
+  }
+  const stepMs: number[] = []
+  // Training is single-threaded on wasm, so this process's CPU time per step is what the step costs on
+  // an otherwise idle machine; wall time is reported beside it (other processes inflate it).
+  const cpuMs: number[] = []
+  let cpu = process.cpuUsage()
+  await train({
+    dir: mkdtempSync(join(tmpdir(), 'lmp-bench-')), modelConfig, trainConfig, tokenizer, samples: samples.slice(0, 2000), quiet: true,
+    onStep: ({ step, ms }) => {
+      const used = process.cpuUsage(cpu)
+      cpu = process.cpuUsage()
+      if (step > warmup) {
+        stepMs.push(ms)
+        cpuMs.push((used.user + used.system) / 1000)
+      }
+    },
+  })
+  const tokensPerStep = trainConfig.batchSize * trainConfig.maxSeqLen
+  report('train', { model: name, backend, dataset: dset, vocab: vocabSize, batch: 32, seq: 64, steps: stepMs.length,
+    msPerStepMedian: +median(stepMs).toFixed(1), tokensPerSec: Math.round(tokensPerStep / (median(stepMs) / 1000)),
+    cpuMsPerStepMedian: +median(cpuMs).toFixed(1), tokensPerCpuSec: Math.round(tokensPerStep / (median(cpuMs) / 1000)),
+    loadAverage: +loadavg()[0].toFixed(2) })
+}
+
+/** Random weights are enough for speed: the graph does the same work whatever the numbers. */
+async function exported(modelConfig: ModelConfig) {
+  const model = createModel(modelConfig)
+  const rng = createRng(3)
+  const data = initWeights(model, () => rng.next())
+  const weights: Weights = {}
+  for (const [name, spec] of Object.entries(model.params())) weights[name] = { shape: spec.shape, data: data[name] }
+  return serialize(model, weights)
+}
+
+async function perToken(model: StepModel, context: number[], tokens: number, useCache: boolean) {
+  const us: number[] = []
+  let { state } = await model.forward([context], model.initState(1))
+  for (let i = 0; i < tokens; i++) {
+    const t0 = performance.now()
+    if (useCache) ({ state } = await model.forward([[5 + (i % 20)]], state))
+    else await model.forward([context], model.initState(1)) // re-encode the whole context
+    us.push((performance.now() - t0) * 1000)
+  }
+  return median(us.slice(Math.floor(tokens / 5)))
+}
+
+await trainSpeed('LSTM-2000 (emb 64, 256 units)', LSTM)
+await trainSpeed('Transformer (2 pre-LN blocks, d 128, 4 heads, FF 512, context 64)', GPT)
+
+const threads = 1
+const lstm = await exported(LSTM)
+{
+  const model = await loadOrtModel(ort as any, lstm.bytes, lstm.manifest, { numThreads: threads })
+  const us = await perToken(model, [0, 10, 11, 12], 500, true)
+  report('generate', { model: 'LSTM-2000 (emb 64, 256 units)', runtime: 'onnxruntime-node', threads, batch: 1, usPerTokenMedian: +us.toFixed(1) })
+  await model.release?.()
+}
+const GEN_CONTEXT = 256
+const gpt = await exported({ ...GPT, maxSeqLen: GEN_CONTEXT })
+{
+  const model = await loadOrtModel(ort as any, gpt.bytes, gpt.manifest, { numThreads: threads })
+  const context = Array.from({ length: GEN_CONTEXT - 1 }, (_, i) => 4 + (i % 40))
+  // With the cache: the token at position 255 attends to 255 cached positions (the context full).
+  const cached = await perToken(model, context.slice(0, GEN_CONTEXT - 101), 100, true)
+  const reencoded = await perToken(model, context, 30, false)
+  report('generate', { model: 'Transformer (2 layers, d 128, 4 heads, FF 512)', runtime: 'onnxruntime-node', threads, batch: 1,
+    context: GEN_CONTEXT, usPerTokenWithCache: +cached.toFixed(1), usPerTokenNoCache: +reencoded.toFixed(1) })
+  await model.release?.()
+}
