@@ -1,10 +1,10 @@
 // `lmp train-model <model>`: train a language model with TF.js and export it to ONNX.
 import { existsSync, readdirSync, rmSync } from 'node:fs'
-import { join } from 'node:path'
+import { join, resolve } from 'node:path'
 import type { Command } from './index.ts'
 import type { OptionSpec } from './args.ts'
 import { LmpError } from '../errors.ts'
-import { expDir, existingExpDir } from '../exp.ts'
+import { expDir, existingExpDir, readJson } from '../exp.ts'
 import { writeFileAtomic } from '../io/atomic.ts'
 import { DATASETS, loadDataset } from '../data/index.ts'
 import { createTokenizer, TOKENIZER_NAMES, type Tokenizer } from '../tokenizer/index.ts'
@@ -28,15 +28,21 @@ export const TRAIN_OPTIONS: Record<string, OptionSpec> = {
   beta1: { type: 'float', default: 0.9, min: 0, max: 1, help: 'AdamW beta1' },
   beta2: { type: 'float', default: 0.999, min: 0, max: 1, help: 'AdamW beta2' },
   eps: { type: 'float', default: 1e-8, min: 0, help: 'AdamW epsilon' },
-  'weight-decay': { type: 'float', default: 0, min: 0, help: 'decoupled weight decay (not on biases)' },
+  'weight-decay': { type: 'float', default: 0, min: 0, help: 'decoupled weight decay (not on biases and LayerNorm gains)' },
   'max-norm': { type: 'float', default: 10, min: 0, help: 'clip gradients to this global L2 norm (0: off)' },
   'max-seq-len': { type: 'int', default: 32, min: 1, help: 'context window length' },
-  stride: { type: 'int', default: 32, min: 1, help: 'step between window starts (<= max_seq_len)' },
+  stride: { type: 'int', default: 32, min: 1, help: 'step between window starts (<= max_seq_len; not used with --tbptt)' },
+  tbptt: { type: 'boolean', default: false, help: 'truncated BPTT (recurrent models): batch rows are contiguous streams of the text, the state carried from step to step' },
   'total-step': { type: 'int', default: 10000, min: 1, help: 'optimizer steps' },
-  'warmup-step': { type: 'int', default: 1000, min: 1, help: 'linear warmup steps, then linear decay to 0' },
+  'warmup-step': { type: 'int', default: 1000, min: 1, help: 'linear warmup steps, then the --lr-schedule decay' },
+  'lr-schedule': { type: 'string', default: 'linear', choices: ['linear', 'cosine'], help: 'decay after warmup, down to --min-lr at --total-step' },
+  'min-lr': { type: 'float', default: 0, min: 0, help: 'learning rate at the end of the decay' },
   'ckpt-step': { type: 'int', default: 1000, min: 1, help: 'save a checkpoint every N steps (and at the end)' },
   'log-step': { type: 'int', default: 100, min: 1, help: 'write the mean loss to metrics.jsonl every N steps' },
+  'eval-step': { type: 'int', default: 0, min: 0, help: 'validation perplexity every N steps and at the end, into metrics.jsonl; the best checkpoint is named in best.json (0: off)' },
+  'eval-ver': { type: 'string', default: 'valid', help: 'dataset version (split) that --eval-step scores' },
   seed: { type: 'int', default: 42, help: 'random seed (init, data order, dropout)' },
+  resume: { type: 'boolean', default: false, help: "continue exp/NAME from its last checkpoint, with the options of its config.json (the same losses as a run never stopped)" },
   backend: { type: 'string', default: 'auto', choices: ['auto', 'tensorflow', 'wasm', 'cpu'], help: 'TF.js backend' },
   export: { type: 'boolean', default: true, help: 'export the final model to exp/NAME/onnx (--no-export to skip)' },
 }
@@ -72,45 +78,88 @@ function existingTokenizerDir(name: string): string {
 
 /** Train (and export) as `lmp train-model` does; `lmp demo` calls this with its own defaults. */
 export async function trainModel(modelName: string, o: Record<string, any>) {
+  if (o.resume) return resumeModel(modelName, o)
   const dir = expDir(o.expName)
   const samples = await loadDataset(o.dsetName, o.ver, { dataPath: o.dataPath })
+  const validSamples = o.evalStep > 0 ? await loadDataset(o.dsetName, o.evalVer, { dataPath: o.dataPath }) : undefined
   const tokenizer = await getTokenizer(o, samples)
   const modelConfig = modelConfigFromOptions(modelName, tokenizer.vocabSize, o)
   const trainConfig = {
     batchSize: o.batchSize, lr: o.lr, beta1: o.beta1, beta2: o.beta2, eps: o.eps, weightDecay: o.weightDecay,
     maxNorm: o.maxNorm, maxSeqLen: o.maxSeqLen, stride: o.stride, totalStep: o.totalStep, warmupStep: o.warmupStep,
     ckptStep: o.ckptStep, logStep: o.logStep, seed: o.seed,
+    tbptt: o.tbptt, lrSchedule: o.lrSchedule, minLr: o.minLr, evalStep: o.evalStep,
   }
   // Validate everything before touching the experiment folder or loading TF.js.
   const { createModel } = await import('../../models/lm.ts')
-  const { validateTrainConfig, train } = await import('../../models/train.ts')
-  createModel(modelConfig as any)
+  const { validateTrainConfig } = await import('../../models/train.ts')
+  const model = createModel(modelConfig as any)
   validateTrainConfig(trainConfig)
+  if (o.tbptt && model.kind !== 'recurrent') throw new LmpError(`--tbptt is for recurrent models, not ${modelName}`)
 
   const { initBackend } = await import('../../models/backend.ts')
   const backend = await initBackend(o.backend)
   if (existsSync(dir)) {
     // A new run replaces the old one: stale checkpoints would otherwise pass for this run's.
     for (const f of readdirSync(dir)) {
-      if (/^ckpt-\d+\.(optim\.)?safetensors$|^metrics\.jsonl$|^config\.json$/.test(f)) rmSync(join(dir, f))
+      if (/^ckpt-\d+\.(optim\.)?safetensors$|^metrics\.jsonl$|^config\.json$|^best\.json$/.test(f)) rmSync(join(dir, f))
     }
     rmSync(join(dir, 'onnx'), { recursive: true, force: true })
   }
   const config = {
     model: modelConfig,
     train: trainConfig,
-    data: { dsetName: o.dsetName, ver: o.ver ?? null, dataPath: o.dataPath ?? null },
+    // An absolute data path, so that --resume finds the data from any folder.
+    data: { dsetName: o.dsetName, ver: o.ver ?? null, dataPath: o.dataPath ? resolve(o.dataPath) : null, evalVer: o.evalVer },
     tokenizer: o.tknzrExpName ? { fromExperiment: o.tknzrExpName } : { name: o.tknzr, isUncased: o.isUncased, maxVocab: o.maxVocab, minCount: o.minCount },
     backend,
   }
   saveTokenizer(join(dir, 'tokenizer.json'), tokenizer)
   await writeFileAtomic(join(dir, 'config.json'), JSON.stringify(config, null, 2) + '\n')
   console.error(`training ${modelName} on ${o.dsetName} (${samples.length} samples, vocabulary ${tokenizer.vocabSize}) with TF.js backend '${backend}' → ${dir}`)
-  const result = await train({ dir, modelConfig: modelConfig as any, trainConfig, tokenizer, samples })
-  console.log(`trained ${result.steps} steps: loss ${result.finalLoss.toFixed(4)}, ${Math.round(result.tokensPerSec)} tokens/s (${backend})`)
-  if (o.export) {
+  return runTraining({ dir, name: o.expName, modelConfig, trainConfig, tokenizer, samples, validSamples, backend, exportModel: o.export, resume: false })
+}
+
+/** `--resume`: everything but the backend and --data-path comes from the experiment's config.json. */
+async function resumeModel(modelName: string, o: Record<string, any>) {
+  const dir = existingExpDir(o.expName)
+  const config = readJson(join(dir, 'config.json'), 'experiment config')
+  if (!config?.model?.model || !config?.train || !config?.data) throw new LmpError(`${join(dir, 'config.json')} is not a model experiment`)
+  const { createModel } = await import('../../models/lm.ts')
+  // Compared as built, so that lmp's alias (Transformer-encoder) names the same model.
+  const trained = createModel(config.model).config.model
+  if (createModel({ ...config.model, model: modelName }).config.model !== trained) {
+    throw new LmpError(`experiment '${o.expName}' trains ${config.model.model}, not ${modelName}`)
+  }
+  const tokenizer = loadTokenizer(join(dir, 'tokenizer.json'))
+  const data = config.data
+  const dataPath = o.dataPath ?? data.dataPath ?? undefined
+  const samples = await loadDataset(data.dsetName, data.ver ?? undefined, { dataPath })
+  const validSamples = config.train.evalStep > 0 ? await loadDataset(data.dsetName, data.evalVer ?? 'valid', { dataPath }) : undefined
+  const { resumableSteps } = await import('../../models/train.ts')
+  const steps = resumableSteps(dir)
+  if (steps.length === 0) throw new LmpError(`nothing to resume in ${dir}: no checkpoint with its optimizer state`)
+  const last = steps[steps.length - 1]
+  if (last >= config.train.totalStep) throw new LmpError(`${dir} is already trained to step ${last} (total_step ${config.train.totalStep}); nothing to resume`)
+  const { initBackend } = await import('../../models/backend.ts')
+  const backend = await initBackend(o.backend)
+  console.error(`resuming ${config.model.model} from step ${last} of ${config.train.totalStep} with TF.js backend '${backend}' → ${dir}`)
+  return runTraining({ dir, name: o.expName, modelConfig: config.model, trainConfig: config.train, tokenizer, samples, validSamples, backend, exportModel: o.export, resume: true })
+}
+
+async function runTraining(r: {
+  dir: string; name: string; modelConfig: any; trainConfig: any; tokenizer: Tokenizer; samples: string[]
+  validSamples?: string[]; backend: string; exportModel: boolean; resume: boolean
+}) {
+  const { train } = await import('../../models/train.ts')
+  const { dir, tokenizer, backend } = r
+  const result = await train({ dir, modelConfig: r.modelConfig, trainConfig: r.trainConfig, tokenizer, samples: r.samples, validSamples: r.validSamples, resume: r.resume })
+  const from = result.startStep > 0 ? ` (from step ${result.startStep})` : ''
+  console.log(`trained ${result.steps} steps${from}: loss ${result.finalLoss.toFixed(4)}, ${Math.round(result.tokensPerSec)} tokens/s (${backend})`)
+  if (result.best) console.log(`best checkpoint: ${result.best.step}, valid ppl ${result.best.valPpl.toFixed(4)} (best.json)`)
+  if (r.exportModel) {
     const { exportToDir } = await import('../../onnx/export.ts')
-    const { dir: onnxDir } = await exportToDir(result.model, toWeights(result.model, result.weights), existingExpDir(o.expName), result.steps)
+    const { dir: onnxDir } = await exportToDir(result.model, toWeights(result.model, result.weights), existingExpDir(r.name), result.steps)
     console.log(`exported ONNX to ${onnxDir}`)
   }
   return { dir, result, tokenizer, backend }
