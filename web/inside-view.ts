@@ -24,7 +24,7 @@ export function insideView(page: PageContext, scoreText: () => string) {
     layer: $<HTMLSelectElement>('att-layer'),
     head: $<HTMLSelectElement>('att-head'),
     attButton: $<HTMLButtonElement>('attention'),
-    readout: $<HTMLSpanElement>('attention-readout'),
+    readout: $<HTMLParagraphElement>('attention-readout'),
     canvas: $<HTMLCanvasElement>('attention-canvas'),
   }
 
@@ -106,7 +106,7 @@ export function insideView(page: PageContext, scoreText: () => string) {
       for (let k = 0; k < n; k++) {
         const w = layer[(head * n + q) * n + k]
         const light = Math.round(255 - 200 * Math.min(1, Math.max(0, w)))
-        g.fillStyle = `rgb(${light},${Math.round(light * 0.9 + 20)},255)`
+        g.fillStyle = `rgb(${light},${Math.round(25.5 + light * 0.9)},255)`
         g.fillRect(LABEL + k * cell, LABEL + q * cell, cell, cell)
       }
     }

@@ -116,6 +116,7 @@ function onWorkerMessage(msg: FromWorker) {
       showSpeed(msg.tokens, msg.seconds)
       ui.stats.dataset.tokens = String(msg.tokens)
       ui.stats.dataset.seconds = String(msg.seconds)
+      ui.stats.dataset.firstTokenSeconds = String(msg.firstTokenSeconds ?? '')
       const why = msg.finishReason === 'eos' ? 'end of text' : msg.finishReason === 'length' ? 'max tokens' : msg.finishReason
       ui.stats.textContent += ` · ${why}`
       setState('done', `Ready: ${modelLabel}`)
@@ -134,7 +135,10 @@ function onWorkerMessage(msg: FromWorker) {
       if (msg.job === 'score') score.onMessage(msg)
       else if (msg.job === 'embedding' || msg.job === 'attention') inside.onMessage(msg)
       else {
-        if (msg.job === 'load') modelReady = false
+        if (msg.job === 'load') {
+          modelReady = false
+          ui.progress.hidden = true
+        }
         setState('error', `Error: ${msg.message}`)
         break
       }

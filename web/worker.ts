@@ -21,7 +21,10 @@ const post = (msg: FromWorker, transfer: Transferable[] = []) => scope.postMessa
 // node_modules; `npm run build:web` copies them for static hosting). No CDN.
 ort.env.wasm.wasmPaths = new URL('./ort/', scope.location.href).href
 // Several WASM threads need SharedArrayBuffer, i.e. a cross-origin isolated page (COOP/COEP headers).
-const defaultThreads = scope.crossOriginIsolated ? Math.max(1, Math.min(4, navigator.hardwareConcurrency || 1)) : 1
+const maxThreads = scope.crossOriginIsolated ? Math.max(1, Math.min(4, navigator.hardwareConcurrency || 1)) : 1
+// Below this size a model's per-token work is too small to share: bench/web.bench.ts measured the
+// demo-sized LSTM at about 1170 tokens/s on 1 thread and 350 on 2 (two cores, Chromium).
+const SMALL_MODEL_BYTES = 16 << 20
 
 interface Loaded {
   model: StepModel
@@ -152,10 +155,12 @@ async function pickProvider(wanted: Provider | undefined): Promise<Provider> {
 }
 
 let threadsSet = false
-/** WASM threads can only be chosen before the first session starts the runtime. */
-function setThreads(asked: number | undefined): number {
+/** WASM threads can only be chosen before the first session starts the runtime: the number asked
+ * for (?threads=N), else 1 for a small first model and up to 4 for a large one. */
+function setThreads(asked: number | undefined, modelBytes: number): number {
   if (!threadsSet) {
-    ort.env.wasm.numThreads = asked && asked > 0 ? (scope.crossOriginIsolated ? asked : 1) : defaultThreads
+    const available = scope.crossOriginIsolated ? navigator.hardwareConcurrency || 1 : 1
+    ort.env.wasm.numThreads = asked && asked > 0 ? Math.min(asked, available) : modelBytes < SMALL_MODEL_BYTES ? 1 : maxThreads
     threadsSet = true
   }
   return ort.env.wasm.numThreads ?? 1
@@ -173,7 +178,7 @@ async function start(manifest: Manifest, bytes: Uint8Array, tokenizerBytes: Uint
   } catch (err) {
     throw new Error(`${manifest.tokenizer}: ${(err as Error).message}`)
   }
-  const threads = setThreads(opts.threads)
+  const threads = setThreads(opts.threads, bytes.byteLength)
   let provider = await pickProvider(opts.wanted)
   let model: StepModel
   try {

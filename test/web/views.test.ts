@@ -136,14 +136,10 @@ async function run() {
 
   await t.test('the training view draws the curves of metrics.jsonl', async (t) => {
     const { page, problems } = await ready('?model=tiny&ep=wasm#training')
-    const served = (await fetch(`${server.url}models/tiny/metrics.jsonl`)).status === 200
-    if (served) {
-      t.equal(await waitForViewState(page, '#view-training', ['drawn', 'missing', 'error']), 'drawn', (await page.textContent('#training-status')) ?? '')
-      t.match(await page.textContent('#training-status'), 'metrics.jsonl: 30 training and 6 validation points, 1 unreadable lines skipped')
-    } else {
-      t.skip('the server does not serve models/NAME/metrics.jsonl yet')
-      t.equal(await waitForViewState(page, '#view-training', ['drawn', 'missing', 'error']), 'missing')
-    }
+    // Served beside the model: models/NAME/metrics.jsonl.
+    t.equal(await waitForViewState(page, '#view-training', ['drawn', 'missing', 'error']), 'drawn', (await page.textContent('#training-status')) ?? '')
+    t.match(await page.textContent('#training-status'), 'metrics.jsonl: 30 training and 6 validation points, 1 unreadable lines skipped')
+    t.equal(await page.$$eval('svg.chart', (s) => s.length), 3, 'loss, validation perplexity and learning rate')
 
     // Opened from disk.
     await page.setInputFiles('#open-metrics', path.join(dir, 'metrics.jsonl'))
