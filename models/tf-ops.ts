@@ -111,7 +111,45 @@ export class TfOps implements Ops<tf.Tensor> {
     readonly params: Record<string, tf.Tensor>,
     readonly training = false,
     readonly nextSeed: () => number = () => 0,
-  ) {}
+  ) {
+    this.weights = new Set(Object.values(params))
+  }
+
+  private readonly weights: Set<tf.Tensor>
+  /** Each weight's transpose for the backward pass, built once per forward pass; see weightMatMul. */
+  private readonly transposed = new Map<tf.Tensor, { t: tf.Tensor; uses: number }>()
+
+  /**
+   * a [m, k] × weight [k, n] while training on wasm. The gradient for `a` needs weightᵀ; matMul's own
+   * gradient transposes the weight anew at every use, and XNNPACK then re-packs it (it caches packed
+   * weights by tensor): for a recurrent weight used at every step that is ~3× the product's cost. Here
+   * the transpose is made once, kept for the backward pass, and disposed after its last use there.
+   */
+  private weightMatMul(a: tf.Tensor2D, w: tf.Tensor2D): tf.Tensor2D {
+    let entry = this.transposed.get(w)
+    if (!entry) {
+      entry = { t: tf.keep(tf.transpose(w)), uses: 0 }
+      this.transposed.set(w, entry)
+    }
+    const e = entry
+    e.uses++
+    const op = tf.customGrad((x: tf.Tensor, weight: tf.Tensor, save: tf.GradSaveFunc) => {
+      save([x])
+      return {
+        value: tf.matMul(x as tf.Tensor2D, weight as tf.Tensor2D),
+        gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+          const dx = tf.matMul(dy as tf.Tensor2D, e.t as tf.Tensor2D)
+          const dw = tf.matMul(tf.transpose(saved[0]) as tf.Tensor2D, dy as tf.Tensor2D)
+          if (--e.uses === 0) {
+            e.t.dispose()
+            this.transposed.delete(w)
+          }
+          return [dx, dw]
+        },
+      }
+    })
+    return op(a, w) as tf.Tensor2D
+  }
 
   param(name: string) {
     const p = this.params[name]
@@ -120,11 +158,12 @@ export class TfOps implements Ops<tf.Tensor> {
   }
   constant(values: number[], shape: number[]) { return tf.tensor(values, shape, 'float32') }
   matMul(a: tf.Tensor, b: tf.Tensor) {
-    if (a.rank === 2) return tf.matMul(a as tf.Tensor2D, b as tf.Tensor2D)
-    if (b.rank === a.rank) return batchedMatMul(a, b)
+    if (b.rank === a.rank && a.rank > 2) return batchedMatMul(a, b)
+    const plain = (x: tf.Tensor2D) =>
+      this.training && this.weights.has(b) && tf.getBackend() === 'wasm' ? this.weightMatMul(x, b as tf.Tensor2D) : tf.matMul(x, b as tf.Tensor2D)
+    if (a.rank === 2) return plain(a as tf.Tensor2D)
     const lead = a.shape.slice(0, -1)
-    const flat = tf.matMul(tf.reshape(a, [-1, a.shape[a.rank - 1]]) as tf.Tensor2D, b as tf.Tensor2D)
-    return tf.reshape(flat, [...lead, b.shape[1]!])
+    return tf.reshape(plain(tf.reshape(a, [-1, a.shape[a.rank - 1]]) as tf.Tensor2D), [...lead, b.shape[1]!])
   }
   add(a: tf.Tensor, b: tf.Tensor) { return tf.add(a, b) }
   sub(a: tf.Tensor, b: tf.Tensor) { return tf.sub(a, b) }

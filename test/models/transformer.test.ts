@@ -120,3 +120,20 @@ t.test('batched matMul (its own wasm kernel) equals tf.matMul, gradients include
   const [ea, eb] = tf.grads(g)([a, b])
   t.ok(maxAbsDiff(da.dataSync(), ea.dataSync()) < 1e-5 && maxAbsDiff(db.dataSync(), eb.dataSync()) < 1e-5, 'gradients')
 })
+
+t.test("training-mode ops (wasm's cached weight transposes) give the same gradients as plain matMul", async (t) => {
+  for (const cfg of [config(), config({ model: 'LSTM-2002', dEmb: 6, nBlk: 3, dBlk: 2, nLyr: 2 })]) {
+    const model = createModel(cfg)
+    const rng = createRng(9)
+    const data = initWeights(model, () => rng.next())
+    const vars: Record<string, tf.Variable> = {}
+    for (const [n, s] of Object.entries(model.params())) vars[n] = tf.variable(tf.tensor(data[n], s.shape), true, `${cfg.model}/${n}`)
+    const ids = [[0, 4, 5, 6, 7], [0, 9, 10, 11, 4]]
+    const grads = (training: boolean) => tf.variableGrads(() => lossTf(forwardTf(model, new TfOps(vars, training), ids).logits, ids).loss).grads
+    const fast = grads(true)
+    const plain = grads(false)
+    const worst = Math.max(...Object.values(vars).map((v) => maxAbsDiff(fast[v.name].dataSync(), plain[v.name].dataSync())))
+    t.ok(worst < 1e-5, `${cfg.model}: max |Δgrad| ${worst.toExponential(2)}`)
+    for (const v of Object.values(vars)) v.dispose()
+  }
+})
