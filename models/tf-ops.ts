@@ -133,7 +133,8 @@ export class TfOps implements Ops<tf.Tensor> {
     }
     const e = entry
     e.uses++
-    const op = tf.customGrad((x: tf.Tensor, weight: tf.Tensor, save: tf.GradSaveFunc) => {
+    const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+      const [x, weight, save] = args as [tf.Tensor, tf.Tensor, tf.GradSaveFunc]
       save([x])
       return {
         value: tf.matMul(x as tf.Tensor2D, weight as tf.Tensor2D),
