@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process'
 import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { generateOnPage, launchChromium, waitForState } from '../helpers/browser.ts'
+import { generateOnPage, launch, missingBrowser, waitForState } from '../web/browser.ts'
 
 const repo = fileURLToPath(new URL('../..', import.meta.url))
 const root = t.testdir({})
@@ -55,12 +55,13 @@ t.test('the server answers with the same greedy text', async (t) => {
 })
 
 t.test('the printed URL serves a page that generates the same text in Chromium', async (t) => {
-  const browser = await launchChromium()
-  if (!browser) {
-    if (process.env.CI === 'true') t.fail('/usr/bin/chromium is missing: run .ci/install-chromium.sh')
-    else t.comment('skipped: /usr/bin/chromium is missing')
+  const missing = missingBrowser()
+  if (missing) {
+    if (process.env.CI === 'true') t.fail(missing)
+    else t.comment(`skipped: ${missing}`)
     return
   }
+  const browser = await launch()
   t.teardown(() => browser.close())
   const page = await browser.newPage()
   await page.goto(`${url}/?model=demo&ep=wasm`)

@@ -48,3 +48,14 @@ export async function waitForViewState(page: Page, selector: string, states: str
   await page.waitForFunction(({ sel, s }) => s.includes((document.querySelector(sel) as HTMLElement | null)?.dataset.state ?? ''), { sel: selector, s: states }, { timeout })
   return page.$eval(selector, (el) => (el as HTMLElement).dataset.state ?? '')
 }
+
+/** Fills the Generate form, presses Generate and waits for the end; returns the generated text. */
+export async function generateOnPage(page: Page, prompt: string, opts: { maxTokens: number; temperature: number; seed?: number }) {
+  await page.fill('#prompt', prompt)
+  await page.fill('#max-tokens', String(opts.maxTokens))
+  await page.fill('#temperature', String(opts.temperature))
+  await page.fill('#seed', opts.seed === undefined ? '' : String(opts.seed))
+  await page.click('#generate')
+  const end = await waitForState(page, ['done', 'error'])
+  return { ...end, text: await page.textContent('#output-text'), stats: await page.textContent('#stats') }
+}

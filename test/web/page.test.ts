@@ -10,7 +10,7 @@ import { startServer } from '../../server/index.ts'
 import { loadExperimentModel } from '../../server/models.ts'
 import { generateText, type GenerateOptions } from '../../src/infer/generate.ts'
 import { writeExportedModel } from '../server/exported-model.ts'
-import { launch, missingBrowser, openPage as open, preparePage, shots, waitForState } from './browser.ts'
+import { generateOnPage, launch, missingBrowser, openPage as open, preparePage, shots, waitForState } from './browser.ts'
 
 const missing = missingBrowser()
 if (missing) {
@@ -32,16 +32,6 @@ async function run() {
   const browser: Browser = await launch()
   t.teardown(() => browser.close())
   const openPage = (query: string) => open(browser, server.url + query)
-
-  async function generateOnPage(page: Page, prompt: string, opts: { maxTokens: number; temperature: number; seed?: number }) {
-    await page.fill('#prompt', prompt)
-    await page.fill('#max-tokens', String(opts.maxTokens))
-    await page.fill('#temperature', String(opts.temperature))
-    await page.fill('#seed', opts.seed === undefined ? '' : String(opts.seed))
-    await page.click('#generate')
-    const end = await waitForState(page, ['done', 'error'])
-    return { ...end, text: await page.textContent('#output-text'), stats: await page.textContent('#stats') }
-  }
 
   await t.test('the page generates the same text as onnxruntime-node', async (t) => {
     const { page, problems } = await openPage('?model=tiny&ep=wasm')
