@@ -136,6 +136,11 @@ function logprobsOf(m: ServedModel, tokens: TokenEvent[], startOffset: number): 
   return out
 }
 
+// Abort reasons made once: abort() without one builds a DOMException (and its stack) on every request.
+const timedOut = new Error('request timed out')
+const disconnectedReason = new Error('client disconnected')
+const finished = new Error('request finished')
+
 export function completionsHandler(ctx: RouteContext) {
   return async (req: Request, res: Response) => {
     const started = performance.now()
@@ -164,12 +169,12 @@ export function completionsHandler(ctx: RouteContext) {
     if (ctx.engine.room(m) < jobs.length) throw new QueueFullError()
     // Cancel generation when the client goes away or the request runs too long.
     const cancel = new AbortController()
-    const timer = setTimeout(() => cancel.abort(new Error('timeout')), ctx.limits.requestTimeoutMs)
+    const timer = setTimeout(() => cancel.abort(timedOut), ctx.limits.requestTimeoutMs)
     let disconnected = false
     res.on('close', () => {
       if (res.writableFinished) return
       disconnected = true
-      cancel.abort(new Error('disconnected'))
+      cancel.abort(disconnectedReason)
     })
     const signal = cancel.signal
     let streams: AsyncIterable<TokenEvent>[]
@@ -177,7 +182,7 @@ export function completionsHandler(ctx: RouteContext) {
       streams = jobs.map((job) => ctx.engine.generate(m, job.prompt, job.params, signal))
     } catch (err) {
       clearTimeout(timer)
-      cancel.abort()
+      cancel.abort(finished)
       throw err
     }
     try {
@@ -185,7 +190,7 @@ export function completionsHandler(ctx: RouteContext) {
     } finally {
       clearTimeout(timer)
       // A choice that failed leaves its siblings nothing to run for.
-      cancel.abort()
+      cancel.abort(finished)
     }
 
     async function respond() {
@@ -231,6 +236,9 @@ export function completionsHandler(ctx: RouteContext) {
       res.flushHeaders()
       const send = (data: unknown) => { if (!res.writableEnded && !res.destroyed) res.write(`data: ${JSON.stringify(data)}\n\n`) }
       const chunk = (choice: Choice) => ({ id, object: 'text_completion', created, model: m.name, choices: [choice] })
+      // The common chunk (a token's text, no logprobs) is written from a template: it is the hot path.
+      const head = `data: ${JSON.stringify(chunk({ text: '', index: 0, logprobs: null, finish_reason: null })).split('"text":""')[0]}"text":`
+      const tokenChunk = (text: string, index: number) => `${head}${JSON.stringify(text)},"index":${index},"logprobs":null,"finish_reason":null}]}\n\n`
       let completion = 0
       try {
         await Promise.all(jobs.map(async (job, i) => {
@@ -243,9 +251,14 @@ export function completionsHandler(ctx: RouteContext) {
             if (ev.tokenId < 0) return
             onFirstToken()
             completion++
-            const lp = wantLogprobs ? logprobsOf(m, [ev], offset.at) : null
-            offset.at += (ev.textDelta ?? '').length
-            send(chunk({ text: ev.textDelta ?? '', index: job.index, logprobs: lp, finish_reason: null }))
+            const text = ev.textDelta ?? ''
+            if (!wantLogprobs) {
+              if (!res.writableEnded && !res.destroyed) res.write(tokenChunk(text, job.index))
+              return
+            }
+            const lp = logprobsOf(m, [ev], offset.at)
+            offset.at += text.length
+            send(chunk({ text, index: job.index, logprobs: lp, finish_reason: null }))
           })
           send(chunk({ text: '', index: job.index, logprobs: null, finish_reason: r.finish }))
         }))

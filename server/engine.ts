@@ -73,12 +73,16 @@ class Worker {
   readonly waiting: (Slot | Job)[] = []
   readonly running: Slot[] = []
   private looping = false
+  /** Whether some state entry has a dim besides the batch that grows (a KV cache's 'past'). */
+  private readonly growingState: boolean
 
   constructor(
     readonly m: ServedModel,
     private readonly opts: EngineOptions,
     private readonly changed: () => void,
-  ) {}
+  ) {
+    this.growingState = m.manifest.state.some((s) => s.shape.some((d, i) => i > 0 && typeof d === 'string'))
+  }
 
   get load(): number {
     return this.waiting.length + this.running.length
@@ -129,10 +133,12 @@ class Worker {
 
   /** One forward call per group of rows that can share it; every running generation advances a token. */
   private async step(): Promise<void> {
-    const groups = new Map<string, Slot[]>()
+    const groups = new Map<string | number, Slot[]>()
     for (const slot of this.running) {
       slot.state ??= this.m.model.initState(1)
-      const key = `${slot.gen.inputIds.length}|${slot.state.map((s) => s.dims.slice(1).join('x')).join(',')}`
+      // Recurrent states never change shape: the number of tokens fed is the whole key.
+      const fed = slot.gen.inputIds.length
+      const key = this.growingState ? `${fed}|${slot.state.map((s) => s.dims.slice(1).join('x')).join(',')}` : fed
       const group = groups.get(key)
       if (group) group.push(slot)
       else groups.set(key, [slot])

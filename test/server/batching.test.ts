@@ -158,6 +158,21 @@ t.test('per-request timeout: the generation is cut off with finish_reason length
   await until('the engine is idle', () => app.locals.engine.active === 0)
 })
 
+t.test('streamed token chunks have exactly the OpenAI completion chunk shape', async (t) => {
+  const { stream } = await listen(t, createApp({ models: [fakeServedModel('fake')], logger: silent }))
+  const events: any[] = []
+  for await (const ev of (await stream({ prompt: ['a', 'c'], max_tokens: 2, temperature: 0 })).events) events.push(ev)
+  t.equal(events.at(-1), 'DONE')
+  const tokens = events.filter((e) => e !== 'DONE' && e.choices[0].finish_reason === null)
+  t.equal(tokens.length, 4)
+  for (const e of tokens) {
+    t.same(Object.keys(e), ['id', 'object', 'created', 'model', 'choices'])
+    t.match(e, { id: events[0].id, object: 'text_completion', created: events[0].created, model: 'fake' })
+    t.same(Object.keys(e.choices[0]), ['text', 'index', 'logprobs', 'finish_reason'])
+  }
+  t.same(tokens.filter((e) => e.choices[0].index === 1).map((e) => e.choices[0].text), ['d', 'e'])
+})
+
 t.test('/metrics: requests, tokens, latency and batch histograms', async (t) => {
   const app = createApp({ models: [fakeServedModel('fake')], logger: silent })
   const { base, post, stream } = await listen(t, app)

@@ -23,8 +23,14 @@ function seeded(seed: number): () => number {
   }
 }
 
-/** Writes ROOT/NAME/{tokenizer.json, onnx/...}; returns the experiment folder and the manifest. */
-export async function writeExportedModel(root: string, name = 'tiny', seed = 1): Promise<{ dir: string; manifest: Manifest }> {
+/** Writes ROOT/NAME/{tokenizer.json, onnx/...}; returns the experiment folder and the manifest.
+ * `sizes` overrides the tiny dimensions (the server benchmark uses a wider model). */
+export async function writeExportedModel(
+  root: string,
+  name = 'tiny',
+  seed = 1,
+  sizes: { dEmb?: number; nBlk?: number; dBlk?: number; nLyr?: number } = {},
+): Promise<{ dir: string; manifest: Manifest }> {
   const dir = path.join(root, name)
   mkdirSync(dir, { recursive: true })
   const tokenizer = createTokenizer('character')
@@ -39,6 +45,7 @@ export async function writeExportedModel(root: string, name = 'tiny', seed = 1):
     nBlk: 4,
     dBlk: 4,
     nLyr: 1,
+    ...sizes,
     // Wide weights so the untrained model still prefers different tokens in different contexts.
     initLower: -1,
     initUpper: 1,
