@@ -16,7 +16,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { report } from './util.ts'
+import { median, report } from './util.ts'
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 const lmp = process.env.LMP_BENCH_LMP ?? path.join(repo, 'bin', 'lmp.js')
@@ -152,16 +152,28 @@ try {
   const gen = (i: number) => ({ prompt: PROMPTS[i % PROMPTS.length], max_tokens: GEN_TOKENS, temperature: 0 })
   await load(url, 16, 4, gen) // warm up
 
-  const single = await load(url, 1, 40, gen)
-  const many = await load(url, 16, 20, gen)
-  const ratio = many.tokensPerSecond / single.tokensPerSecond
+  // Three rounds, one client then 16, alternating; the medians are reported (short phases are noisy).
+  const rounds: { single: Awaited<ReturnType<typeof load>>; many: Awaited<ReturnType<typeof load>> }[] = []
+  for (let r = 0; r < 3; r++) rounds.push({ single: await load(url, 1, 100, gen), many: await load(url, 16, 40, gen) })
+  const med = (f: (x: (typeof rounds)[number]) => number) => median(rounds.map(f))
+  const singleRate = med((x) => x.single.tokensPerSecond)
+  const manyRate = med((x) => x.many.tokensPerSecond)
+  const ratio = manyRate / singleRate
+  const single = { failed: rounds.reduce((a, x) => a + x.single.failed, 0), ttft: rounds.flatMap((x) => x.single.ttft) }
+  const many = {
+    failed: rounds.reduce((a, x) => a + x.many.failed, 0),
+    ttft: rounds.flatMap((x) => x.many.ttft),
+    tokens: rounds.reduce((a, x) => a + x.many.tokens, 0),
+    requests: rounds.reduce((a, x) => a + x.many.requests, 0),
+  }
   report('server.stream', {
     model: path.basename(exp),
     max_tokens: GEN_TOKENS,
-    single_client_tokens_per_s: Math.round(single.tokensPerSecond),
-    clients16_tokens_per_s: Math.round(many.tokensPerSecond),
+    single_client_tokens_per_s: Math.round(singleRate),
+    clients16_tokens_per_s: Math.round(manyRate),
     speedup: Number(ratio.toFixed(2)),
     speedup_ok: ratio >= 6,
+    speedup_per_round: rounds.map((x) => Number((x.many.tokensPerSecond / x.single.tokensPerSecond).toFixed(2))),
     tokens_per_request: Number((many.tokens / many.requests).toFixed(1)),
     single_ttft_p50_ms: Number(percentile(single.ttft, 50).toFixed(2)),
     clients16_ttft_p50_ms: Number(percentile(many.ttft, 50).toFixed(2)),
