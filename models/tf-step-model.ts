@@ -4,9 +4,8 @@ import * as tf from '@tensorflow/tfjs-core'
 import type { Manifest, State, StepModel } from '../src/infer/types.ts'
 import { forwardTf, type LanguageModel } from './lm.ts'
 import { TfOps } from './tf-ops.ts'
+import { zeroState } from '../src/infer/ort-model.ts'
 
-/** Concrete dims of a manifest state entry: 'batch' → batch, 'past' (the Transformer's cache) → 0. */
-const stateDims = (shape: (number | string)[], batch: number) => shape.map((d) => (d === 'batch' ? batch : typeof d === 'number' ? d : 0))
 
 export function tfStepModel(model: LanguageModel, weights: Record<string, { shape: number[]; data: Float32Array }>, manifest: Manifest): StepModel {
   const params: Record<string, tf.Tensor> = {}
@@ -14,12 +13,7 @@ export function tfStepModel(model: LanguageModel, weights: Record<string, { shap
   const o = new TfOps(params)
   return {
     manifest,
-    initState(batch: number): State {
-      return manifest.state.map((s) => {
-        const dims = stateDims(s.shape, batch)
-        return { dims, data: new Float32Array(dims.reduce((a, b) => a * b, 1)) }
-      })
-    },
+    initState: (batch: number) => zeroState(manifest, batch),
     async forward(ids: number[][], state: State) {
       return tf.tidy(() => {
         const { logits, state: next } = forwardTf(model, o, ids, state.map((s) => tf.tensor(s.data, s.dims)))

@@ -18,9 +18,12 @@ export interface OrtModelOptions {
   numThreads?: number
 }
 
-/** Concrete dims of a state entry for a batch: 'batch' → batch, 'past' (a KV cache) → 0. */
-function stateDims(shape: (number | string)[], batch: number): number[] {
-  return shape.map((d) => (d === 'batch' ? batch : typeof d === 'number' ? d : 0))
+/** The state a generation starts from: zeros, with 'batch' → batch and 'past' (a KV cache) → length 0. */
+export function zeroState(manifest: Manifest, batch: number): State {
+  return manifest.state.map((s) => {
+    const dims = s.shape.map((d) => (d === 'batch' ? batch : typeof d === 'number' ? d : 0))
+    return { dims, data: new Float32Array(dims.reduce((a, b) => a * b, 1)) }
+  })
 }
 
 export async function loadOrtModel(ort: OrtLike, modelBytes: Uint8Array, manifest: Manifest, opts: OrtModelOptions = {}): Promise<StepModel> {
@@ -31,12 +34,7 @@ export async function loadOrtModel(ort: OrtLike, modelBytes: Uint8Array, manifes
   })
   return {
     manifest,
-    initState(batch: number): State {
-      return manifest.state.map((s) => {
-        const dims = stateDims(s.shape, batch)
-        return { dims, data: new Float32Array(dims.reduce((a, b) => a * b, 1)) }
-      })
-    },
+    initState: (batch: number) => zeroState(manifest, batch),
     async forward(ids: number[][], state: State) {
       const batch = ids.length
       const steps = ids[0]?.length ?? 0
