@@ -1,32 +1,18 @@
 // HTTP tests of the express app against a real server on 127.0.0.1, with a fake deterministic model
 // (test/server/fake-model.ts) and the real tokenizer, generation and scoring code.
 import t, { type Test } from 'tap'
-import type { AddressInfo } from 'node:net'
-import type { Server } from 'node:http'
 import { pino } from 'pino'
 import OpenAI from 'openai'
 import { createApp, type AppOptions } from '../../server/app.ts'
 import { ModelRegistry } from '../../server/models.ts'
 import { fakeNll, fakeServedModel } from './fake-model.ts'
+import { listen } from './http.ts'
 
 const silent = pino({ level: 'silent' })
 
 async function serve(t: Test, opts: Partial<AppOptions> = {}) {
   const app = createApp({ models: [fakeServedModel('fake'), fakeServedModel('slow', { delayMs: 20 })], logger: silent, ...opts })
-  const server: Server = await new Promise((resolve) => { const s = app.listen(0, '127.0.0.1', () => resolve(s)) })
-  t.teardown(() => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()) }))
-  const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
-  const post = async (path: string, body: unknown, headers: Record<string, string> = {}) => {
-    const res = await fetch(base + path, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', ...headers },
-      body: typeof body === 'string' ? body : JSON.stringify(body),
-    })
-    const text = await res.text()
-    let json: any
-    try { json = JSON.parse(text) } catch { json = undefined }
-    return { status: res.status, json, text, headers: res.headers }
-  }
+  const { base, post } = await listen(t, app)
   return { app, base, post }
 }
 

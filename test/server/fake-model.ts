@@ -36,6 +36,14 @@ export interface FakeOptions {
   endless?: boolean
 }
 
+/** What both fakes do first in forward: count the call, record its batch size, and sleep delayMs if asked. */
+async function beginForward(model: { calls: number; rows: number[] }, ids: number[][], delayMs?: number): Promise<{ batch: number; seq: number }> {
+  model.calls++
+  model.rows.push(ids.length)
+  if (delayMs) await new Promise((r) => setTimeout(r, delayMs))
+  return { batch: ids.length, seq: ids[0].length }
+}
+
 /** delayMs slows every forward call (for disconnect and concurrency tests); calls counts them and rows
  * records each call's batch size. */
 export function fakeStepModel(vocabSize: number, opts: FakeOptions = {}): StepModel & { calls: number; rows: number[] } {
@@ -48,11 +56,7 @@ export function fakeStepModel(vocabSize: number, opts: FakeOptions = {}): StepMo
       return [{ data: new Float32Array(batch), dims: [batch, 1] }]
     },
     async forward(ids: number[][], state: State) {
-      model.calls++
-      model.rows.push(ids.length)
-      if (opts.delayMs) await new Promise((r) => setTimeout(r, opts.delayMs))
-      const batch = ids.length
-      const seq = ids[0].length
+      const { batch, seq } = await beginForward(model, ids, opts.delayMs)
       const logits = new Float32Array(batch * seq * vocabSize)
       ids.forEach((row, b) => row.forEach((id, s) => {
         const at = (b * seq + s) * vocabSize
@@ -101,11 +105,7 @@ export function fakeKvModel(vocabSize: number, opts: { delayMs?: number } = {}):
       return [{ data: new Float32Array(0), dims: [batch, 1, 0, 1] }]
     },
     async forward(ids: number[][], state: State) {
-      model.calls++
-      model.rows.push(ids.length)
-      if (opts.delayMs) await new Promise((r) => setTimeout(r, opts.delayMs))
-      const batch = ids.length
-      const seq = ids[0].length
+      const { batch, seq } = await beginForward(model, ids, opts.delayMs)
       const [b, , past] = state[0].dims
       if (b !== batch || state[0].data.length !== batch * past) throw new Error(`cache ${state[0].dims} does not fit ${batch} rows`)
       if (ids.some((r) => r.length !== seq)) throw new Error('rows of different lengths')

@@ -5,6 +5,7 @@ import { existsSync, mkdirSync } from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core'
+import type { Test } from 'tap'
 
 export const CHROMIUM = '/usr/bin/chromium'
 export const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
@@ -26,6 +27,25 @@ export function preparePage() {
 
 export const launch = (): Promise<Browser> =>
   chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu'] })
+
+/**
+ * The set-up every browser test file shares. Without Chromium the file's tests are skipped (and fail on
+ * CI, where Chromium must be installed); otherwise the page is built and `tests` runs with a temp dir
+ * and a browser that is closed at the end.
+ */
+export async function browserTests(t: Test, tests: (env: { root: string; browser: Browser }) => Promise<void>) {
+  const missing = missingBrowser()
+  if (missing) {
+    if (process.env.CI === 'true') t.fail(missing)
+    else t.plan(0, missing)
+    return
+  }
+  preparePage()
+  const root = t.testdir({})
+  const browser = await launch()
+  t.teardown(() => browser.close())
+  await tests({ root, browser })
+}
 
 /** A page that records uncaught errors and console errors (of the page and its workers). */
 export async function openPage(owner: Browser | BrowserContext, url: string): Promise<{ page: Page; problems: string[] }> {

@@ -8,31 +8,18 @@ import { createHash } from 'node:crypto'
 import path from 'node:path'
 import * as ort from 'onnxruntime-node'
 import { pino } from 'pino'
-import type { Browser } from 'playwright-core'
 import { startServer } from '../../server/index.ts'
 import { loadOrtModel, type OrtLike } from '../../src/infer/ort-model.ts'
 import { scoreText } from '../../src/infer/perplexity.ts'
 import { loadTokenizer } from '../../src/tokenizer/io.ts'
 import { writeExportedModel } from '../server/exported-model.ts'
 import { HEADS, LAYERS, writeAttentionModel } from './attention-model.ts'
-import { launch, missingBrowser, openPage, preparePage, shots, waitForState, waitForViewState } from './browser.ts'
+import { browserTests, openPage, shots, waitForState, waitForViewState } from './browser.ts'
 
-const missing = missingBrowser()
-if (missing) {
-  if (process.env.CI === 'true') t.fail(missing)
-  else t.plan(0, missing)
-} else {
-  await run()
-}
-
-async function run() {
-  preparePage()
-  const root = t.testdir({})
+await browserTests(t, async ({ root, browser }) => {
   const { dir: servedDir } = await writeExportedModel(root, 'tiny', 3)
   const server = await startServer({ exps: [servedDir], port: 0, logger: pino({ level: 'silent' }) })
   t.teardown(() => server.close())
-  const browser: Browser = await launch()
-  t.teardown(() => browser.close())
   const { onnxDir, manifest, bytes } = writeAttentionModel(root, 'attn')
   const files = (dir: string) => ['manifest.json', 'model.onnx', 'tokenizer.json'].map((f) => path.join(dir, f))
 
@@ -146,4 +133,4 @@ async function run() {
     t.ok(readFileSync(path.join(onnxDir, 'model.onnx')).equals(Buffer.from(bytes)), 'the good model was left alone')
     await page.close()
   })
-}
+})

@@ -4,29 +4,16 @@
 import t from 'tap'
 import path from 'node:path'
 import { pino } from 'pino'
-import type { Browser } from 'playwright-core'
 import { startServer } from '../../server/index.ts'
 import { loadExperimentModel } from '../../server/models.ts'
 import { generateText } from '../../src/infer/generate.ts'
 import { writeExportedModel } from '../server/exported-model.ts'
-import { launch, missingBrowser, openPage, preparePage, shots, waitForState } from './browser.ts'
+import { browserTests, openPage, shots, waitForState } from './browser.ts'
 
-const missing = missingBrowser()
-if (missing) {
-  if (process.env.CI === 'true') t.fail(missing)
-  else t.plan(0, missing)
-} else {
-  await run()
-}
-
-async function run() {
-  preparePage()
-  const root = t.testdir({})
+await browserTests(t, async ({ root, browser }) => {
   const { dir } = await writeExportedModel(root, 'tiny', 3)
   const reference = await loadExperimentModel(dir)
   t.teardown(() => reference.model.release?.())
-  const browser: Browser = await launch()
-  t.teardown(() => browser.close())
 
   await t.test('a second load works with the server stopped', async (t) => {
     const server = await startServer({ exps: [dir], port: 0, logger: pino({ level: 'silent' }) })
@@ -65,4 +52,4 @@ async function run() {
     t.same(problems, [], 'no errors in the page')
     await page.screenshot({ path: path.join(shots, 'web-offline.png') })
   })
-}
+})

@@ -5,32 +5,20 @@
 import t from 'tap'
 import path from 'node:path'
 import { pino } from 'pino'
-import type { Browser, Page } from 'playwright-core'
+import type { Page } from 'playwright-core'
 import { startServer } from '../../server/index.ts'
 import { loadExperimentModel } from '../../server/models.ts'
 import { generateText, type GenerateOptions } from '../../src/infer/generate.ts'
 import { writeExportedModel } from '../server/exported-model.ts'
-import { generateOnPage, launch, missingBrowser, openPage as open, preparePage, shots, waitForState } from './browser.ts'
+import { browserTests, generateOnPage, openPage as open, shots, waitForState } from './browser.ts'
 
-const missing = missingBrowser()
-if (missing) {
-  if (process.env.CI === 'true') t.fail(missing)
-  else t.plan(0, missing)
-} else {
-  await run()
-}
-
-async function run() {
-  preparePage()
-  const root = t.testdir({})
+await browserTests(t, async ({ root, browser }) => {
   const { dir } = await writeExportedModel(root, 'tiny', 3)
   const server = await startServer({ exps: [dir], port: 0, logger: pino({ level: 'silent' }) })
   t.teardown(() => server.close())
   const reference = await loadExperimentModel(dir)
   t.teardown(() => reference.model.release?.())
 
-  const browser: Browser = await launch()
-  t.teardown(() => browser.close())
   const openPage = (query: string) => open(browser, server.url + query)
 
   await t.test('the page generates the same text as onnxruntime-node', async (t) => {
@@ -112,4 +100,4 @@ async function run() {
     await page.screenshot({ path: path.join(shots, 'web-error.png') })
     await page.close()
   })
-}
+})

@@ -7,20 +7,12 @@ import t from 'tap'
 import { readFileSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { pino } from 'pino'
-import type { Browser, Page } from 'playwright-core'
+import type { Page } from 'playwright-core'
 import { decodeModel } from '../../onnx/proto.ts'
 import { startServer } from '../../server/index.ts'
 import { loadTokenizer } from '../../src/tokenizer/io.ts'
 import { writeExportedModel } from '../server/exported-model.ts'
-import { launch, missingBrowser, openPage, preparePage, shots, waitForState, waitForViewState } from './browser.ts'
-
-const missing = missingBrowser()
-if (missing) {
-  if (process.env.CI === 'true') t.fail(missing)
-  else t.plan(0, missing)
-} else {
-  await run()
-}
+import { browserTests, openPage, shots, waitForState, waitForViewState } from './browser.ts'
 
 /** A training run's log: loss falling from 3 towards 1 every 10 steps, an evaluation every 50. */
 function metricsLines(steps: number): string {
@@ -32,16 +24,12 @@ function metricsLines(steps: number): string {
   return lines.join('\n') + '\n{"step": 3' // a line cut short by a killed run
 }
 
-async function run() {
-  preparePage()
-  const root = t.testdir({})
+await browserTests(t, async ({ root, browser }) => {
   const { dir } = await writeExportedModel(root, 'tiny', 3)
   writeFileSync(path.join(dir, 'metrics.jsonl'), metricsLines(300))
   const { dir: bareDir } = await writeExportedModel(root, 'bare', 4) // no metrics.jsonl
   const server = await startServer({ exps: [dir, bareDir], port: 0, logger: pino({ level: 'silent' }) })
   t.teardown(() => server.close())
-  const browser: Browser = await launch()
-  t.teardown(() => browser.close())
 
   const ready = async (query: string): Promise<{ page: Page; problems: string[] }> => {
     const opened = await openPage(browser, server.url + query)
@@ -166,7 +154,7 @@ async function run() {
     t.same(problems.filter((p) => !/Failed to load resource: .* 404/.test(p)), [], 'no errors in the page or the worker')
     await page.close()
   })
-}
+})
 
 /** The tooltip's probability format (web/dom.ts). */
 function probabilityText(logprob: number): string {
