@@ -135,7 +135,7 @@ class Worker {
   private async step(): Promise<void> {
     const groups = new Map<string | number, Slot[]>()
     for (const slot of this.running) {
-      slot.state ??= this.m.model.initState(1)
+      if (!slot.state || slot.gen.freshState) slot.state = this.m.model.initState(1)
       // Recurrent states never change shape: the number of tokens fed is the whole key.
       const fed = slot.gen.inputIds.length
       const key = this.growingState ? `${fed}|${slot.state.map((s) => s.dims.slice(1).join('x')).join(',')}` : fed

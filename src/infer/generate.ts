@@ -27,7 +27,7 @@ export interface GenerateOptions {
   maxSeqLen?: number | null
 }
 
-/** 'eos': the model ended the text; 'stop': a stop string; 'length': max_new_tokens or the context is full. */
+/** 'eos': the model ended the text; 'stop': a stop string; 'length': max_new_tokens. */
 export type FinishReason = 'stop' | 'length' | 'eos'
 
 export interface GenerationEvent {
@@ -74,6 +74,7 @@ export class Generation {
   private contextText: string // dec(contextIds)
   private committed = 0 // output tokens whose text is final
   private committedText = ''
+  private cached = 0 // positions the model's state holds (a Transformer's key/value cache)
 
   constructor(tokenizer: TextCodec, prompt: string, opts: GenerateOptions) {
     const { maxNewTokens, seed, stop = [], logprobs, maxSeqLen = null } = opts
@@ -111,12 +112,33 @@ export class Generation {
 
   /** The ids the next model call must be fed: the whole prompt first (prefill), then the last token. */
   get inputIds(): number[] {
-    return this.tokenIds.length === 0 ? this.promptIds : [this.tokenIds[this.tokenIds.length - 1]]
+    return this.nextCall().ids
+  }
+
+  /** The next model call must start from a fresh state (model.initState) rather than the carried one. */
+  get freshState(): boolean {
+    return this.nextCall().fresh
+  }
+
+  /**
+   * What the next call feeds. A model with a context limit (the Transformer's positions) that is full
+   * slides its window: the last half of the context is fed again from a fresh state, and generation goes
+   * on (lmp re-encodes max_seq_len − 1 tokens for every token instead).
+   */
+  private nextCall(): { ids: number[]; fresh: boolean } {
+    if (this.tokenIds.length === 0) return { ids: this.promptIds, fresh: true }
+    if (this.maxSeqLen !== null && this.cached + 1 > this.maxSeqLen) {
+      const keep = Math.max(1, Math.floor(this.maxSeqLen / 2))
+      return { ids: [...this.promptIds, ...this.tokenIds].slice(-keep), fresh: true }
+    }
+    return { ids: [this.tokenIds[this.tokenIds.length - 1]], fresh: false }
   }
 
   /** Pick the next token from the logits of the last fed position, and say what text it adds. */
   accept(logitsRow: Float32Array): GenerationEvent {
     if (this.done) throw new Error('Generation.accept() called after the generation finished')
+    const call = this.nextCall() // the call whose logits these are
+    this.cached = call.fresh ? call.ids.length : this.cached + call.ids.length
     const tokenId = pickToken(logitsRow, this.sampling, this.seen, this.rng)
     this.tokenIds.push(tokenId)
     this.seen.add(tokenId)
@@ -135,7 +157,7 @@ export class Generation {
       finish = 'stop'
       visible = decoded.slice(0, stopAt)
     } else {
-      if (!finish && (this.tokenIds.length >= this.maxNewTokens || this.contextFull())) finish = 'length'
+      if (!finish && this.tokenIds.length >= this.maxNewTokens) finish = 'length'
       // While running, hold back text that may be the start of a stop string or of a character.
       visible = finish ? decoded : decoded.slice(0, decoded.length - this.stopPrefixLength(decoded))
       if (!finish) visible = visible.replace(TRAILING_REPLACEMENTS, '')
@@ -156,11 +178,6 @@ export class Generation {
   private finish(reason: FinishReason): void {
     this.done = true
     this.finishReason = reason
-  }
-
-  /** Feeding the last token would go past the model's context (Transformer positions). */
-  private contextFull(): boolean {
-    return this.maxSeqLen !== null && this.promptIds.length + this.tokenIds.length > this.maxSeqLen
   }
 
   /** The output as it reads after the prompt (specials removed). */
@@ -221,6 +238,7 @@ async function* drive(model: StepModel, gen: Generation): AsyncGenerator<Generat
   let state = model.initState(1)
   while (!gen.done) {
     const ids = gen.inputIds
+    if (gen.freshState) state = model.initState(1)
     const out = await model.forward([ids], state)
     state = out.state
     const vocab = out.logits.length / ids.length

@@ -178,13 +178,23 @@ t.test('repetition penalty counts the prompt and the output', async (t) => {
   t.same((await generateText(model, tk, 'a', greedy(2))).tokenIds, [a, a])
 })
 
-t.test("Transformer context: stops with 'length' when the next token would not fit", async (t) => {
-  const run = (prompt: string) => generateText(writer(prompt, 'o world', 8), tk, prompt, greedy(50))
-  // [BOS h e l l] = 5 fed; 4 new tokens make 8 fed positions... the 4th is sampled but never fed.
-  const r = await run('hell')
-  t.same(r, { text: 'o wo', tokenIds: charIds(tk, 'o wo'), finishReason: 'length' })
-  t.equal((await run('hello w')).tokenIds.length, 1, 'a prompt of exactly maxSeqLen tokens still gets one token')
-  await t.rejects(run('hello wo'), { constructor: LmpError, message: "the prompt is 9 tokens but the model's context is 8" })
+t.test('Transformer context: a full context slides its window and generation goes on', async (t) => {
+  // The fake refuses to see more than maxSeqLen = 8 positions, and its logits depend on the whole history it
+  // sees, so a slide shows in the calls: a fresh state fed the last half (4 tokens) of prompt + output.
+  const model = fakeModel(V, historyLogits(V), 8)
+  const r = await generateText(model, tk, 'hell', greedy(12))
+  t.equal(r.tokenIds.length, 12, 'twelve tokens although prompt + output exceed the context')
+  t.equal(r.finishReason, 'length')
+  const fed = model.calls.map((c) => ({ n: c.ids[0].length, past: c.state[0].dims[1] }))
+  t.same(fed[0], { n: 5, past: 0 }, 'prefill [BOS h e l l]')
+  t.same(fed.slice(1, 4), [{ n: 1, past: 5 }, { n: 1, past: 6 }, { n: 1, past: 7 }], 'one token a call up to 8 positions')
+  t.same(fed[4], { n: 4, past: 0 }, 'then the last 4 tokens from a fresh state')
+  const all = [...tk.enc('hell').slice(0, -1), ...r.tokenIds]
+  t.same(model.calls[4].ids[0], all.slice(5, 9), 'the slid window is the latest context')
+  t.ok(fed.every((f) => f.n + f.past <= 8), 'never more than maxSeqLen positions')
+  t.equal((await generateText(fakeModel(V, historyLogits(V), 8), tk, 'hello w', greedy(3))).tokenIds.length, 3,
+    'a prompt of exactly maxSeqLen tokens goes on too')
+  await t.rejects(generateText(writer('hello wo', 'x', 8), tk, 'hello wo', greedy(3)), { constructor: LmpError, message: "the prompt is 9 tokens but the model's context is 8" })
 })
 
 t.test('logprobs: the model’s own log-probability and the top alternatives', async (t) => {

@@ -2,6 +2,7 @@
 // over the character tokenizer of the demo dataset, written as EXP/onnx/{model.onnx, manifest.json,
 // tokenizer.json} by the real exporter. Untrained, but its greedy text is fixed by its weights, which
 // is all the consistency tests need (and it takes well under a second to build).
+import { createRng } from '../../src/infer/rng.ts'
 import { mkdirSync } from 'node:fs'
 import path from 'node:path'
 import { demoSamples } from '../../src/data/demo.ts'
@@ -10,18 +11,6 @@ import { saveTokenizer } from '../../src/tokenizer/io.ts'
 import { createModel, initWeights, MODEL_DEFAULTS } from '../../models/lm.ts'
 import { exportToDir } from '../../onnx/export.ts'
 import type { Manifest } from '../../src/infer/types.ts'
-
-/** mulberry32: a tiny seeded random source for the weights. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 /** Writes ROOT/NAME/{tokenizer.json, onnx/...}; returns the experiment folder and the manifest.
  * `sizes` overrides the tiny dimensions (the server benchmark uses a wider model). */
@@ -50,7 +39,8 @@ export async function writeExportedModel(
     initLower: -1,
     initUpper: 1,
   })
-  const random = seeded(seed)
+  const rng = createRng(seed)
+  const random = () => rng.next()
   const weights: Record<string, { shape: number[]; data: Float32Array }> = {}
   const params = model.params()
   for (const [k, data] of Object.entries(initWeights(model, random))) weights[k] = { shape: params[k].shape, data }

@@ -29,7 +29,7 @@ t.test('the embedding matrix is read out of model.onnx', async (t) => {
   const { dir, manifest } = await writeExportedModel(root, 'tiny', 3)
   const lstm = readEmbedding(readFileSync(path.join(dir, 'onnx', 'model.onnx')), manifest.vocabSize)
   t.same([lstm.name, lstm.rows, lstm.dims], ['emb.weight', 26, 16])
-  const transformer = writeAttentionModel(root, 'attn')
+  const transformer = await writeAttentionModel(root, 'attn')
   const wte = readEmbedding(transformer.bytes, transformer.manifest.vocabSize)
   t.same([wte.name, wte.rows, wte.dims], ['wte.weight', 26, 8])
   t.throws(() => readEmbedding(transformer.bytes, 27), /wte\.weight is float32\[26,8\], not float32\[27, dims\]/)

@@ -1,4 +1,4 @@
-// Models opened from disk in Chromium: an exported Transformer-like folder (test/web/attention-model.ts)
+// Models opened from disk in Chromium: an exported Transformer (test/web/attention-model.ts, the real exporter)
 // loads from the file picker, scores like onnxruntime-node, and shows its attention weights, which
 // equal the session outputs onnxruntime-node computes; a corrupt model.onnx shows an error on the page,
 // not a blank screen. Screenshots go to test-output/.
@@ -20,7 +20,7 @@ await browserTests(t, async ({ root, browser }) => {
   const { dir: servedDir } = await writeExportedModel(root, 'tiny', 3)
   const server = await startServer({ exps: [servedDir], port: 0, logger: pino({ level: 'silent' }) })
   t.teardown(() => server.close())
-  const { onnxDir, manifest, bytes } = writeAttentionModel(root, 'attn')
+  const { onnxDir, manifest, bytes } = await writeAttentionModel(root, 'attn')
   const files = (dir: string) => ['manifest.json', 'model.onnx', 'tokenizer.json'].map((f) => path.join(dir, f))
 
   await t.test('a Transformer folder opened from disk scores and shows its attention', async (t) => {
@@ -61,7 +61,10 @@ await browserTests(t, async ({ root, browser }) => {
     const ids = tokenizer.enc(text).slice(0, 32)
     const session = await ort.InferenceSession.create(bytes)
     t.teardown(() => session.release())
-    const out = await session.run({ input_ids: new ort.Tensor('int64', BigInt64Array.from(ids.map(BigInt)), [1, ids.length]) })
+    const feeds: Record<string, ort.Tensor> = { input_ids: new ort.Tensor('int64', BigInt64Array.from(ids.map(BigInt)), [1, ids.length]) }
+    // An empty key/value cache: the first call of a generation.
+    for (const s of manifest.state) feeds[s.input] = new ort.Tensor('float32', new Float32Array(0), s.shape.map((d) => (d === 'batch' ? 1 : typeof d === 'number' ? d : 0)))
+    const out = await session.run(feeds)
     const att = out['attentions.1']
     t.same(att.dims, [1, HEADS, 32, 32])
     const weight = (q: number, k: number) => (att.data as Float32Array)[(0 * 32 + q) * 32 + k]
@@ -76,7 +79,7 @@ await browserTests(t, async ({ root, browser }) => {
       t.same([Number(m![1]), Number(m![2])], [q, k], 'the hovered cell')
       t.ok(Math.abs(Number(m![3]) - weight(q, k)) <= 1e-4, `attention ${q} → ${k}: ${m![3]} vs onnxruntime-node's ${weight(q, k).toFixed(4)}`)
     }
-    t.equal(weight(5, 6), 0, 'the stand-in is causal')
+    t.equal(weight(5, 6), 0, 'attention is causal')
     await page.screenshot({ path: path.join(shots, 'web-inside-attention.png'), fullPage: true })
 
     // Its embedding matrix is wte.weight.
