@@ -8,7 +8,7 @@ import type { Manifest } from '../src/infer/types.ts'
 import type { LanguageModel } from '../models/lm.ts'
 import type { RecurrentLM } from '../models/rnn.ts'
 import type { TransformerLM } from '../models/transformer.ts'
-import { encodeModel, type GraphDef } from './proto.ts'
+import { encodeModel, type AttrValue, type GraphDef } from './proto.ts'
 import { GraphBuilder, OnnxOps, type Weights } from './trace.ts'
 
 export const OPSET = 17
@@ -16,11 +16,35 @@ export const IR_VERSION = 8
 
 const stateName = (io: 'in' | 'out', layer: number, name: string) => `state_${io}.${layer}.${name}`
 
+/** Export choices that change the graph, never its inputs, outputs or numbers (beyond rounding). */
+export interface ExportOptions {
+  /** Use the standard ONNX LSTM/GRU op where a layer's cell equals it (default true); false keeps the Scan. */
+  fused?: boolean
+}
+
 /**
- * The recurrent family: embedding over the whole sequence, then per layer one big input projection and a
- * Scan over time whose body is the model's own cell, then the tied head over the whole sequence.
+ * The standard ONNX op that equals this model's cell, or null: LSTM-2000 with one unit per block (gates per
+ * unit, forget gate, no peepholes) is ONNX `LSTM`; our GRU (the reset gate applied after the recurrent
+ * projection) is ONNX `GRU` with linear_before_reset = 1.
  */
-export function recurrentGraph(model: RecurrentLM, weights: Weights): GraphDef {
+export function fusedOp(model: RecurrentLM): 'LSTM' | 'GRU' | null {
+  const c = model.config
+  if (c.model === 'GRU') return 'GRU'
+  if (c.model === 'LSTM-2000' && c.dBlk === 1) return 'LSTM'
+  return null
+}
+
+/**
+ * The recurrent family: embedding over the whole sequence, then per layer either one standard ONNX
+ * LSTM/GRU node (fusedOp) or one big input projection and a Scan over time whose body is the model's own
+ * cell, then the tied head over the whole sequence.
+ */
+export function recurrentGraph(model: RecurrentLM, weights: Weights, options: ExportOptions = {}): GraphDef {
+  const op = options.fused === false ? null : fusedOp(model)
+  return op ? fusedRecurrentGraph(model, weights, op) : scanRecurrentGraph(model, weights)
+}
+
+function scanRecurrentGraph(model: RecurrentLM, weights: Weights): GraphDef {
   const root = new GraphBuilder(weights)
   const o = new OnnxOps(root)
   const ids = root.input('input_ids', 'int64', ['batch', 'sequence'])
@@ -55,6 +79,93 @@ export function recurrentGraph(model: RecurrentLM, weights: Weights): GraphDef {
     x = model.between(o, scanOuts[layerState.length])
   }
   const logits = model.head(o, x)
+  root.output(logits, 'logits', 'float32', ['batch', 'sequence', model.config.vocabSize])
+  for (const s of outs) root.output(s.value, stateName('out', s.layer, s.name), 'float32', ['batch', s.size])
+  return root.toGraph(model.config.model)
+}
+
+function need(weights: Weights, name: string) {
+  const w = weights[name]
+  if (!w) throw new Error(`cannot export: the checkpoint has no weight '${name}'`)
+  return w
+}
+
+/**
+ * A stored [in, G] weight's column blocks (each `size` wide, taken in `order`) as ONNX's [1, blocks × size, in]:
+ * row `b × size + j` of the result is column `order[b] × size + j` of the stored weight.
+ */
+function gateRows(w: { shape: number[]; data: Float32Array }, order: number[], size: number) {
+  const [rows, cols] = w.shape
+  const out = new Float32Array(order.length * size * rows)
+  order.forEach((from, b) => {
+    for (let j = 0; j < size; j++) {
+      const col = from * size + j
+      const dst = (b * size + j) * rows
+      for (let r = 0; r < rows; r++) out[dst + r] = w.data[r * cols + col]
+    }
+  })
+  return { shape: [1, order.length * size, rows], data: out }
+}
+
+/**
+ * The ONNX LSTM/GRU inputs W, R, B of layer l, re-laid out from the checkpoint's weights (models/rnn.ts).
+ * LSTM: stored columns [ig | fg | og | cell input], ONNX gate order i, o, f, c; the biases are the per-gate
+ * input-side ones, the recurrent-side half of B is zero. GRU: stored [z | r | n] is ONNX's z, r, h order;
+ * B = fc_x2h.bias ‖ fc_h2h.bias.
+ */
+function fusedWeights(model: RecurrentLM, weights: Weights, op: 'LSTM' | 'GRU', l: number): Weights {
+  const pre = `stack_rnn.${l}`
+  const d = model.hidden
+  const x2h = need(weights, `${pre}.fc_x2h.weight`)
+  const h2h = need(weights, `${pre}.fc_h2h.weight`)
+  const order = op === 'LSTM' ? [0, 2, 1, 3] : [0, 1, 2]
+  let bias: Float32Array
+  if (op === 'LSTM') {
+    bias = new Float32Array(8 * d)
+    ;['ig', 'og', 'fg', 'mc_in'].forEach((g, k) => bias.set(need(weights, `${pre}.fc_x2${g}.bias`).data, k * d))
+  } else {
+    bias = new Float32Array(6 * d)
+    bias.set(need(weights, `${pre}.fc_x2h.bias`).data, 0)
+    bias.set(need(weights, `${pre}.fc_h2h.bias`).data, 3 * d)
+  }
+  return {
+    [`${pre}.onnx_${op.toLowerCase()}.W`]: gateRows(x2h, order, d),
+    [`${pre}.onnx_${op.toLowerCase()}.R`]: gateRows(h2h, order, d),
+    [`${pre}.onnx_${op.toLowerCase()}.B`]: { shape: [1, bias.length], data: bias },
+  }
+}
+
+/**
+ * Each layer one ONNX LSTM/GRU node. The op works time-major ([sequence, batch, ...], layout 0, which every
+ * onnxruntime build supports), so the ids are transposed once on the way in and the last layer's output
+ * once on the way out; the state keeps its [batch, hidden] inputs and outputs (ONNX adds a direction axis).
+ */
+function fusedRecurrentGraph(model: RecurrentLM, weights: Weights, op: 'LSTM' | 'GRU'): GraphDef {
+  const derived: Weights = {}
+  for (let l = 0; l < model.config.nLyr; l++) Object.assign(derived, fusedWeights(model, weights, op, l))
+  const root = new GraphBuilder({ ...weights, ...derived })
+  const o = new OnnxOps(root)
+  const ids = root.input('input_ids', 'int64', ['batch', 'sequence'])
+  const spec = model.stateSpec()
+  for (const s of spec) root.input(stateName('in', s.layer, s.name), 'float32', ['batch', s.size])
+  const axis = (a: number) => root.constant('int64', [a], [1])
+  const unsqueeze = (v: string) => root.node('Unsqueeze', [v, axis(0)])[0]
+  const squeeze = (v: string, a: number) => root.node('Squeeze', [v, axis(a)])[0]
+
+  let x = model.embed(o, o.transpose(ids, [1, 0])) // [sequence, batch, d]
+  const outs: { value: string; layer: number; name: string; size: number }[] = []
+  for (let l = 0; l < model.config.nLyr; l++) {
+    const pre = `stack_rnn.${l}.onnx_${op.toLowerCase()}`
+    const layerState = spec.filter((s) => s.layer === l) // h, then c for the LSTM
+    const initial = layerState.map((s) => unsqueeze(stateName('in', l, s.name)))
+    const inputs = [x, root.param(`${pre}.W`), root.param(`${pre}.R`), root.param(`${pre}.B`), '', ...initial]
+    const attrs: Record<string, AttrValue> = { hidden_size: { i: model.hidden } }
+    if (op === 'GRU') attrs.linear_before_reset = { i: 1 } // the reset gate multiplies U_n h + b_hn
+    const [y, ...last] = root.node(op, inputs, attrs, 1 + layerState.length) // Y [S, 1, B, h], Y_h (, Y_c) [1, B, h]
+    layerState.forEach((s, k) => outs.push({ value: squeeze(last[k], 0), layer: l, name: s.name, size: s.size }))
+    x = model.between(o, squeeze(y, 1))
+  }
+  const logits = model.head(o, o.transpose(x, [1, 0, 2]))
   root.output(logits, 'logits', 'float32', ['batch', 'sequence', model.config.vocabSize])
   for (const s of outs) root.output(s.value, stateName('out', s.layer, s.name), 'float32', ['batch', s.size])
   return root.toGraph(model.config.model)
@@ -106,8 +217,8 @@ function manifestState(model: LanguageModel): Manifest['state'] {
 }
 
 /** The graph and its manifest (without the checksum, which depends on the serialized bytes). */
-export function buildExport(model: LanguageModel, weights: Weights, checkpoint?: number) {
-  const graph = model.kind === 'transformer' ? transformerGraph(model, weights) : recurrentGraph(model, weights)
+export function buildExport(model: LanguageModel, weights: Weights, checkpoint?: number, options: ExportOptions = {}) {
+  const graph = model.kind === 'transformer' ? transformerGraph(model, weights) : recurrentGraph(model, weights, options)
   const manifest: Omit<Manifest, 'sha256'> = {
     format: 'lmp-onnx',
     version: 1,
@@ -127,8 +238,8 @@ export function buildExport(model: LanguageModel, weights: Weights, checkpoint?:
   return { graph, manifest }
 }
 
-export function serialize(model: LanguageModel, weights: Weights, checkpoint?: number): { bytes: Uint8Array; manifest: Manifest } {
-  const { graph, manifest } = buildExport(model, weights, checkpoint)
+export function serialize(model: LanguageModel, weights: Weights, checkpoint?: number, options: ExportOptions = {}): { bytes: Uint8Array; manifest: Manifest } {
+  const { graph, manifest } = buildExport(model, weights, checkpoint, options)
   const bytes = encodeModel({
     graph,
     opset: OPSET,
@@ -141,10 +252,10 @@ export function serialize(model: LanguageModel, weights: Weights, checkpoint?: n
 }
 
 /** Write exp/NAME/onnx/{model.onnx, manifest.json, tokenizer.json}; each file atomically. */
-export async function exportToDir(model: LanguageModel, weights: Weights, expDir: string, checkpoint?: number): Promise<{ dir: string; manifest: Manifest }> {
+export async function exportToDir(model: LanguageModel, weights: Weights, expDir: string, checkpoint?: number, options: ExportOptions = {}): Promise<{ dir: string; manifest: Manifest }> {
   const dir = join(expDir, 'onnx')
   mkdirSync(dir, { recursive: true })
-  const { bytes, manifest } = serialize(model, weights, checkpoint)
+  const { bytes, manifest } = serialize(model, weights, checkpoint, options)
   await writeFileAtomic(join(dir, 'model.onnx'), bytes)
   await writeFileAtomic(join(dir, 'tokenizer.json'), readFileSync(join(expDir, 'tokenizer.json')))
   await writeFileAtomic(join(dir, 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n')
