@@ -130,7 +130,9 @@ export function forwardTf(
   for (let l = 0; l < model.config.nLyr; l++) {
     const idx = spec.map((s, i) => (s.layer === l ? i : -1)).filter((i) => i >= 0)
     const outputs: tf.Tensor[] = []
-    for (const xp of unstackFirst(model.inputProjection(o, l, x))) {
+    // The recurrent weight's gradient as one product over the sequence (TfOps.deferWeightGrad).
+    const xpSeq = o.deferWeightGrad(model.inputProjection(o, l, x), o.param(`stack_rnn.${l}.fc_h2h.weight`))
+    for (const xp of unstackFirst(xpSeq)) {
       const next = model.cell(o, l, xp, idx.map((i) => st[i]))
       idx.forEach((i, k) => (st[i] = next[k]))
       outputs.push(next[0])
