@@ -137,11 +137,20 @@ export class RecurrentLM {
       // h' = (1 - z) ⊙ n + z ⊙ h  =  n + z ⊙ (h - n)
       return [o.add(n, o.mul(z, o.sub(h, n)))]
     }
-    // The LSTMs: gates per block, shaped [B, n_blk, 1] to broadcast over the block's d_blk units.
+    // The LSTMs: gates per block, shaped [B, n_blk, 1] to broadcast over the block's d_blk units. With one
+    // unit per block the gates already line up with the units: [B, d_hid] throughout, no reshapes (fewer
+    // kernels per step, which is what a small training step on wasm spends its time on).
     const g = o.add(xp, hp)
-    const blocks = (x: T) => o.reshape(x, [0, c.nBlk, c.dBlk])
-    const gate = (i: number) => o.reshape(o.sliceLast(g, i * c.nBlk, c.nBlk), [0, c.nBlk, 1])
-    const peep = (name: string, cell: T) => o.sumLast(o.mul(o.param(`${pre}.pc_c2${name}`), cell))
+    const perUnit = c.dBlk === 1
+    const blocks = (x: T) => (perUnit ? x : o.reshape(x, [0, c.nBlk, c.dBlk]))
+    const gate = (i: number) => {
+      const pre = o.sliceLast(g, i * c.nBlk, c.nBlk)
+      return perUnit ? pre : o.reshape(pre, [0, c.nBlk, 1])
+    }
+    const peep = (name: string, cell: T) => {
+      const w = o.param(`${pre}.pc_c2${name}`) // [n_blk, d_blk]
+      return perUnit ? o.mul(o.reshape(w, [-1]), cell) : o.sumLast(o.mul(w, cell))
+    }
     const cPrev = blocks(state[1])
     const nGates = hasForget(c) ? 3 : 2
     const cellIn = blocks(o.tanh(o.sliceLast(g, nGates * c.nBlk, d)))
@@ -159,7 +168,7 @@ export class RecurrentLM {
     let ogPre = gate(nGates - 1)
     if (hasPeepholes(c)) ogPre = o.add(ogPre, peep('og', cNext)) // the output gate looks at the new cell
     const hNext = o.mul(o.sigmoid(ogPre), o.tanh(cNext))
-    return [o.reshape(hNext, [0, d]), o.reshape(cNext, [0, d])]
+    return perUnit ? [hNext, cNext] : [o.reshape(hNext, [0, d]), o.reshape(cNext, [0, d])]
   }
 
   /** Dropout between layers (lmp's stack_rnn), applied to a layer's output sequence. */

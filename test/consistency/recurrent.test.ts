@@ -9,3 +9,11 @@ for (const arch of ['LSTM-2000', 'LSTM-1997', 'LSTM-2002', 'Elman-Net', 'GRU']) 
     await checkRuntimesAgree(t, await trainTiny(arch))
   })
 }
+
+// One unit per block takes the LSTM cell's reshape-free path (models/rnn.ts); LSTM-2000 is then exported as
+// the fused ONNX LSTM op (test/consistency/fused.test.ts), the other two through the Scan of the cell.
+for (const arch of ['LSTM-1997', 'LSTM-2002']) {
+  t.test(`${arch}, one unit per block`, async (t) => {
+    await checkRuntimesAgree(t, await trainTiny(arch, { nBlk: 12, dBlk: 1 }))
+  })
+}
