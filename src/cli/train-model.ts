@@ -81,6 +81,7 @@ export async function trainModel(modelName: string, o: Record<string, any>) {
   if (o.resume) return resumeModel(modelName, o)
   const dir = expDir(o.expName)
   const samples = await loadDataset(o.dsetName, o.ver, { dataPath: o.dataPath })
+  if (!samples.some((x) => x.length > 0)) throw new LmpError(`dataset '${o.dsetName}' has no text to train on${o.dataPath ? ` (${o.dataPath})` : ''}`)
   const validSamples = o.evalStep > 0 ? await loadDataset(o.dsetName, o.evalVer, { dataPath: o.dataPath }) : undefined
   const tokenizer = await getTokenizer(o, samples)
   const modelConfig = modelConfigFromOptions(modelName, tokenizer.vocabSize, o)

@@ -63,11 +63,14 @@ t.test('bad input: one line on stderr, non-zero exit, no stack trace', async (t)
     ['bad method', ['gen-txt', 'top-Q'], /must be one of top-1, top-K, top-P/],
     ['path in experiment name', ['gen-txt', 'top-1', '--exp-name', '../etc'], /invalid experiment name/],
   ]
+  writeFileSync(join(root, 'empty.txt'), '')
+  cases.push(['empty text file', ['train-model', 'LSTM-2000', '--exp-name', 'empty', '--dset-name', 'text', '--data-path', join(root, 'empty.txt')], /has no text to train on/])
   for (const [what, args, message] of cases) {
     const r = lmp(args, env)
     t.ok(isOneLineError(r), `${what}: ${JSON.stringify(r.stderr)}`)
     t.match(r.stderr, message, what)
   }
+  t.notOk(existsSync(join(root, 'empty')), 'a failed start leaves no experiment folder')
 
   // A corrupt checkpoint (a copy of the experiment with a damaged safetensors file).
   const bad = join(root, 'bad-ckpt')
