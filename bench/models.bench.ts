@@ -1,6 +1,7 @@
 // The model zoo's speed (issue 4, ../shared/MEASURED.md's reference configurations), medians:
 // - TF.js training tokens/s (this machine's backend, normally wasm), batch 32 × 64, Adam:
-//   LSTM (embedding 64 → 1-layer LSTM-2000 of 256 units → tied head) target ≥ 5,000;
+//   LSTM (embedding 64 → 1-layer LSTM-2000 of 256 units → tied head) target ≥ 5,000, with and without
+//   the recurrent models' fast paths (below);
 //   GPT (2 pre-LN blocks, d_model 128, 4 heads, FF 512, learned positions, context 64) target ≥ 3,500;
 // - onnxruntime-node generation µs/token at batch 1: the LSTM carrying its state (target ≤ 70 µs; the
 //   ONNX LSTM op export, the Scan export beside it), and the
@@ -13,7 +14,8 @@ import { join } from 'node:path'
 import * as ort from 'onnxruntime-node'
 import { initBackend } from '../models/backend.ts'
 import { train } from '../models/train.ts'
-import { createModel, initWeights, MODEL_DEFAULTS, type ModelConfig } from '../models/lm.ts'
+import { useFusedLstmCell } from '../models/lstm-cell.ts'
+import { createModel, initWeights, MODEL_DEFAULTS, usePerTokenProjection, type ModelConfig } from '../models/lm.ts'
 import { serialize, type ExportOptions } from '../onnx/export.ts'
 import type { Weights } from '../onnx/trace.ts'
 import { loadOrtModel } from '../src/infer/ort-model.ts'
@@ -39,7 +41,8 @@ const GPT: ModelConfig = {
 const measured = Number(process.env.LMP_BENCH_STEPS ?? 12)
 const warmup = 3
 
-async function trainSpeed(name: string, modelConfig: ModelConfig) {
+/** Per-step wall and CPU milliseconds of a short training run (the warm-up steps left out). */
+async function trainSteps(modelConfig: ModelConfig) {
   const trainConfig = {
     batchSize: 32, lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0, maxNorm: 1, maxSeqLen: 64,
     stride: 64, totalStep: warmup + measured, warmupStep: 1, ckptStep: 10_000, logStep: 10_000, seed: 1,
@@ -60,11 +63,31 @@ async function trainSpeed(name: string, modelConfig: ModelConfig) {
       }
     },
   })
-  const tokensPerStep = trainConfig.batchSize * trainConfig.maxSeqLen
-  report('train', { model: name, backend, dataset: dset, vocab: vocabSize, batch: 32, seq: 64, steps: stepMs.length,
-    msPerStepMedian: +median(stepMs).toFixed(1), tokensPerSec: Math.round(tokensPerStep / (median(stepMs) / 1000)),
-    cpuMsPerStepMedian: +median(cpuMs).toFixed(1), tokensPerCpuSec: Math.round(tokensPerStep / (median(cpuMs) / 1000)),
-    loadAverage: +loadavg()[0].toFixed(2) })
+  return { stepMs, cpuMs }
+}
+
+/**
+ * Training speed of each variant (a setup function run before its steps), in alternating rounds so that
+ * load from other processes falls on all alike; medians over every measured step of a variant.
+ */
+async function trainSpeed(name: string, modelConfig: ModelConfig, variants: Record<string, () => void> = { '': () => {} }, rounds = 1) {
+  const steps = Object.keys(variants).map(() => ({ stepMs: [] as number[], cpuMs: [] as number[] }))
+  for (let round = 0; round < rounds; round++) {
+    for (const [k, setup] of Object.values(variants).entries()) {
+      setup()
+      const { stepMs, cpuMs } = await trainSteps(modelConfig)
+      steps[k].stepMs.push(...stepMs)
+      steps[k].cpuMs.push(...cpuMs)
+    }
+  }
+  const tokensPerStep = 32 * 64
+  Object.keys(variants).forEach((variant, k) => {
+    const { stepMs, cpuMs } = steps[k]
+    report('train', { model: name, ...(variant ? { variant } : {}), backend, dataset: dset, vocab: vocabSize, batch: 32, seq: 64,
+      steps: stepMs.length, msPerStepMedian: +median(stepMs).toFixed(1), tokensPerSec: Math.round(tokensPerStep / (median(stepMs) / 1000)),
+      cpuMsPerStepMedian: +median(cpuMs).toFixed(1), tokensPerCpuSec: Math.round(tokensPerStep / (median(cpuMs) / 1000)),
+      loadAverage: +loadavg()[0].toFixed(2) })
+  })
 }
 
 /** Random weights are enough for speed: the graph does the same work whatever the numbers. */
@@ -89,9 +112,8 @@ async function perToken(model: StepModel, context: number[], tokens: number, use
   return median(us.slice(Math.floor(tokens / 5)))
 }
 
-await trainSpeed('LSTM-2000 (emb 64, 256 units)', LSTM)
-await trainSpeed('Transformer (2 pre-LN blocks, d 128, 4 heads, FF 512, context 64)', GPT)
-
+// Generation first, in a process that has not trained: as in `lmp gen-txt` or `lmp serve` (measured
+// after the training runs, in the same process, it came out ~50% slower).
 const threads = 1
 // The LSTM exports as ONNX's own LSTM op (its cell is exactly that op); the Scan over the model's cell,
 // which every other recurrent cell uses, is measured beside it, in alternating rounds so that load from
@@ -123,3 +145,18 @@ const gpt = await exported({ ...GPT, maxSeqLen: GEN_CONTEXT })
     context: GEN_CONTEXT, usPerTokenWithCache: +cached.toFixed(1), usPerTokenNoCache: +reencoded.toFixed(1) })
   await model.release?.()
 }
+
+// Before and after the two fast paths of the recurrent models: layer 0 projected once per vocabulary entry
+// (models/lm.ts; what runs without dropout on the embedding path, as here) and the fused wasm LSTM cell
+// (models/lstm-cell.ts). 'per position' is what a run with p_emb or p_hid > 0 gets.
+const paths = (perToken: boolean, fused: boolean) => () => {
+  usePerTokenProjection(perToken)
+  useFusedLstmCell(fused)
+}
+await trainSpeed('LSTM-2000 (emb 64, 256 units)', LSTM, {
+  'per-token projection, fused cell': paths(true, true),
+  'per position, fused cell': paths(false, true),
+  'per position, elementary ops (before)': paths(false, false),
+}, 2)
+paths(true, true)()
+await trainSpeed('Transformer (2 pre-LN blocks, d 128, 4 heads, FF 512, context 64)', GPT)

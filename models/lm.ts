@@ -99,6 +99,13 @@ export function forwardTransformerTf(model: TransformerLM, o: TfOps, ids: number
   return { logits: logits as tf.Tensor3D, state: present.flatMap((kv) => [kv.key, kv.value]), attentions }
 }
 
+let perTokenProjection = true
+
+/** Turns off the per-token projection of forwardTf (every position projected): tests, before/after bench. */
+export function usePerTokenProjection(on: boolean) {
+  perTokenProjection = on
+}
+
 /**
  * Run the model over rows of token ids (batch × steps). Recurrent models go one step at a time (on the
  * wasm backend small per-step tensors are far cheaper than slicing one big sequence tensor,
@@ -125,13 +132,22 @@ export function forwardTf(
   // input projection, dropout between layers, the head) runs once over the whole sequence as large
   // matMuls; only the cell runs per step, on small [batch, ...] tensors split off without wasm's
   // whole-input copies (unstackFirst).
-  const timeMajor = Array.from({ length: steps * batch }, (_, k) => ids[k % batch][Math.floor(k / batch)])
-  let x = model.embed(o, tf.tensor2d(timeMajor, [steps, batch], 'int32'))
+  const timeMajor = tf.tensor2d(Array.from({ length: steps * batch }, (_, k) => ids[k % batch][Math.floor(k / batch)]), [steps, batch], 'int32')
+  // Layer 0's projected input depends on the token alone unless dropout is on along the way: then each of
+  // the V vocabulary entries is embedded and projected once and rows are picked per position, V rows of
+  // work instead of steps × batch (68 against 2,048 for a character model at batch 32 × 64). The same
+  // numbers to float rounding; the gradient sums over positions as the per-position path does.
+  const { vocabSize, pEmb, pHid } = model.config
+  const perToken = perTokenProjection && !(o.training && (pEmb > 0 || pHid > 0)) && vocabSize < steps * batch
+  let x = perToken ? timeMajor : model.embed(o, timeMajor)
   for (let l = 0; l < model.config.nLyr; l++) {
     const idx = spec.map((s, i) => (s.layer === l ? i : -1)).filter((i) => i >= 0)
     const outputs: tf.Tensor[] = []
+    const projected = l === 0 && perToken
+      ? o.embed(model.inputProjection(o, 0, model.embed(o, tf.range(0, vocabSize, 1, 'int32'))), x)
+      : model.inputProjection(o, l, x)
     // The recurrent weight's gradient as one product over the sequence (TfOps.deferWeightGrad).
-    const xpSeq = o.deferWeightGrad(model.inputProjection(o, l, x), o.param(`stack_rnn.${l}.fc_h2h.weight`))
+    const xpSeq = o.deferWeightGrad(projected, o.param(`stack_rnn.${l}.fc_h2h.weight`))
     for (const xp of unstackFirst(xpSeq)) {
       const next = model.cell(o, l, xp, idx.map((i) => st[i]))
       idx.forEach((i, k) => (st[i] = next[k]))

@@ -42,4 +42,10 @@ export interface Ops<T> {
   reshape(x: T, shape: number[]): T
   transpose(x: T, perm: number[]): T
   concat(xs: T[], axis: number): T // zero-length inputs (an empty cache) are allowed
+  /**
+   * Optional fast path: one LSTM step with one unit per block, no peepholes (models/lstm-cell.ts), from
+   * the input and recurrent projections [B, G] and the cell [B, d]; null where it cannot run, and the
+   * cell is then built from the ops above.
+   */
+  fusedLstmCell?(x: T, h: T, c: T, forget: boolean): [T, T] | null
 }

@@ -2,6 +2,7 @@
 import * as tf from '@tensorflow/tfjs-core'
 import type { Ops } from './ops.ts'
 import './backend.ts' // registers the gradients and backends
+import { fusedLstmCell, fusedLstmCellAvailable } from './lstm-cell.ts'
 
 // The wasm BatchMatMul kernel runs XNNPACK only when the batch is 1; a batched product (attention's
 // [B, H, S, dh] × [B, H, dh, T]) takes a naive loop at ~2 GFLOP/s, against 20–30 for XNNPACK. So batched
@@ -83,6 +84,68 @@ if (wasmMatMul && !tf.getKernel(UNSTACK, 'wasm')) {
     },
   })
   tf.registerGradient({ kernelName: UNSTACK, gradFunc: (dy) => ({ x: () => tf.stack(dy as tf.Tensor[]) }) })
+}
+
+// The gradient of tf.gather (an embedding lookup) is UnsortedSegmentSum, which the wasm backend lacks
+// (../shared/MEASURED.md): registered here as a plain loop over the heap, rows of x added into their segment.
+if (wasmMatMul && !tf.getKernel('UnsortedSegmentSum', 'wasm')) {
+  tf.registerKernel({
+    kernelName: 'UnsortedSegmentSum',
+    backendName: 'wasm',
+    kernelFunc: ({ inputs, backend, attrs }) => {
+      const w = backend as any
+      const x = inputs.x as tf.TensorInfo
+      const segmentIds = inputs.segmentIds as tf.TensorInfo
+      const { numSegments } = attrs as unknown as { numSegments: number }
+      const inner = x.shape.slice(segmentIds.shape.length).reduce((a, b) => a * b, 1)
+      const out = w.makeOutput([numSegments, ...x.shape.slice(segmentIds.shape.length)], x.dtype)
+      const sums = w.typedArrayFromHeap(out) as Float32Array
+      sums.fill(0) // wasm memory is reused: a new output is not zeroed
+      const values = w.typedArrayFromHeap(x) as Float32Array
+      const ids = w.typedArrayFromHeap(segmentIds) as Int32Array
+      for (let i = 0; i < ids.length; i++) {
+        const seg = ids[i]
+        if (seg < 0 || seg >= numSegments) continue // TensorFlow drops ids out of range
+        for (let j = 0, to = seg * inner, from = i * inner; j < inner; j++) sums[to + j] += values[from + j]
+      }
+      return out
+    },
+  })
+}
+
+// An embedding lookup: rows of a table [V, d] picked by int32 ids. wasm's GatherV2 copies element by
+// element (~5 ms for 2,048 rows of 64); `LmpGatherRows` copies each row inside the heap.
+const GATHER_ROWS = 'LmpGatherRows'
+if (wasmMatMul && !tf.getKernel(GATHER_ROWS, 'wasm')) {
+  tf.registerKernel({
+    kernelName: GATHER_ROWS,
+    backendName: 'wasm',
+    kernelFunc: ({ inputs, backend }) => {
+      const w = backend as any
+      const table = inputs.table as tf.TensorInfo
+      const ids = inputs.ids as tf.TensorInfo
+      const [rows, d] = table.shape
+      const out = w.makeOutput([...ids.shape, d], 'float32')
+      const picked = w.typedArrayFromHeap(out) as Float32Array
+      const from = w.typedArrayFromHeap(table) as Float32Array
+      const index = w.typedArrayFromHeap(ids) as Int32Array
+      for (let i = 0; i < index.length; i++) {
+        const row = index[i]
+        if (row < 0 || row >= rows) throw new Error(`embedding: id ${row} is outside the table's ${rows} rows`)
+        picked.set(from.subarray(row * d, (row + 1) * d), i * d)
+      }
+      return out
+    },
+  })
+  tf.registerGradient({
+    kernelName: GATHER_ROWS,
+    inputsToSave: ['table', 'ids'],
+    gradFunc: (dy, saved) => {
+      const [table, ids] = saved
+      const d = table.shape[1]!
+      return { table: () => tf.unsortedSegmentSum(tf.reshape(dy as tf.Tensor, [-1, d]), tf.reshape(ids, [-1]) as tf.Tensor1D, table.shape[0]!) }
+    },
+  })
 }
 
 /** tf.stack along a new axis 0, whose gradient is unstackFirst (tf.stack's is the slow Unpack). */
@@ -223,6 +286,9 @@ export class TfOps implements Ops<tf.Tensor> {
     const lead = a.shape.slice(0, -1)
     return tf.reshape(plain(tf.reshape(a, [-1, a.shape[a.rank - 1]]) as tf.Tensor2D), [...lead, b.shape[1]!])
   }
+  fusedLstmCell(x: tf.Tensor, h: tf.Tensor, c: tf.Tensor, forget: boolean) {
+    return fusedLstmCellAvailable() && x.rank === 2 ? fusedLstmCell(x, h, c, forget) : null
+  }
   add(a: tf.Tensor, b: tf.Tensor) { return tf.add(a, b) }
   sub(a: tf.Tensor, b: tf.Tensor) { return tf.sub(a, b) }
   mul(a: tf.Tensor, b: tf.Tensor) { return tf.mul(a, b) }
@@ -255,10 +321,9 @@ export class TfOps implements Ops<tf.Tensor> {
     return tf.add(tf.mul(tf.div(tf.sub(x, mean), tf.sqrt(tf.add(variance, eps))), gain), bias)
   }
   embed(table: tf.Tensor, ids: tf.Tensor) {
-    // One-hot × table rather than gather: gather's gradient needs UnsortedSegmentSum, which the wasm
-    // backend lacks. Cheap at the small vocabularies this trains.
-    const oneHot = tf.cast(tf.oneHot(tf.reshape(ids, [-1]) as tf.Tensor1D, table.shape[0]), 'float32')
-    return tf.reshape(tf.matMul(oneHot as tf.Tensor2D, table as tf.Tensor2D), [...ids.shape, table.shape[1]!])
+    const rows = tf.cast(ids, 'int32')
+    if (tf.getBackend() === 'wasm' && wasmMatMul && table.rank === 2) return tf.engine().runKernel(GATHER_ROWS, { table, ids: rows }, {}) as tf.Tensor
+    return tf.gather(table, rows)
   }
   dropout(x: tf.Tensor, p: number) {
     if (!this.training || p <= 0) return x
