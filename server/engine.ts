@@ -54,14 +54,22 @@ export class QueueFullError extends HttpError {
 
 interface Slot {
   gen: Generation
-  /** This row's state (batch 1), or null before its prefill. */
+  /** This row's state (batch 1), or null before its prefill and while it sits in `inBatch`. */
   state: State | null
+  /** Where this row's state sits in the output of the last forward call it took part in. */
+  inBatch: { batch: Batch; row: number } | null
   events: TokenEvent[]
   /** Resolves the consumer waiting for the next event. */
   wake: (() => void) | null
   ended: boolean
   error?: unknown
   detach: () => void
+}
+
+/** One forward call's rows and its output state (batch on axis 0). */
+interface Batch {
+  rows: Slot[]
+  state: State
 }
 
 interface Job {
@@ -135,10 +143,14 @@ class Worker {
   private async step(): Promise<void> {
     const groups = new Map<string | number, Slot[]>()
     for (const slot of this.running) {
-      if (!slot.state || slot.gen.freshState) slot.state = this.m.model.initState(1)
+      if (slot.gen.freshState || (!slot.state && !slot.inBatch)) {
+        slot.state = this.m.model.initState(1)
+        slot.inBatch = null
+      }
       // Recurrent states never change shape: the number of tokens fed is the whole key.
       const fed = slot.gen.inputIds.length
-      const key = this.growingState ? `${fed}|${slot.state.map((s) => s.dims.slice(1).join('x')).join(',')}` : fed
+      const dims = (slot.state ?? slot.inBatch!.batch.state).map((s) => s.dims.slice(1).join('x')).join(',')
+      const key = this.growingState ? `${fed}|${dims}` : fed
       const group = groups.get(key)
       if (group) group.push(slot)
       else groups.set(key, [slot])
@@ -155,7 +167,11 @@ class Worker {
     const started = performance.now()
     let out: { logits: Float32Array; state: State }
     try {
-      out = await this.m.model.forward(ids, concatRows(rows.map((s) => s.state!)))
+      // The same rows in the same order as the call that made their states (steady decoding): that call's
+      // output is this one's input as it is. Otherwise the rows' states are gathered into a new batch.
+      const last = rows[0].inBatch?.batch
+      const same = last !== undefined && last.rows.length === rows.length && rows.every((s, i) => s.inBatch?.batch === last && s.inBatch.row === i)
+      out = await this.m.model.forward(ids, same ? last.state : concatRows(rows.map(rowState)))
     } catch (err) {
       for (const s of rows) {
         s.error = err
@@ -166,10 +182,11 @@ class Worker {
     this.opts.onForward?.(this.m.name, rows.length, (performance.now() - started) / 1000)
     const seq = ids[0].length
     const vocab = out.logits.length / (rows.length * seq)
-    const states = splitRows(out.state, rows.length)
+    const batch: Batch = { rows, state: out.state }
     rows.forEach((s, b) => {
       if (s.ended) return // cancelled while the call ran
-      s.state = states[b]
+      s.state = null
+      s.inBatch = { batch, row: b }
       const at = (b * seq + seq - 1) * vocab
       let ev: TokenEvent
       try {
@@ -208,14 +225,15 @@ function concatRows(states: State[]): State {
   })
 }
 
-/** A batch's state → one batch-1 state per row (copies, so a row never holds the whole batch's buffer). */
-function splitRows(state: State, rows: number): State[] {
-  return Array.from({ length: rows }, (_, b) =>
-    state.map((s) => {
-      const size = s.data.length / rows
-      return { data: rows === 1 ? s.data : s.data.slice(b * size, (b + 1) * size), dims: [1, ...s.dims.slice(1)] }
-    }),
-  )
+/** A row's own state (batch 1): its own, or a copy of its row of the last batch it was in. */
+function rowState(slot: Slot): State {
+  if (slot.state) return slot.state
+  const { batch, row } = slot.inBatch!
+  const rows = batch.rows.length
+  return batch.state.map((s) => {
+    const size = s.data.length / rows
+    return { data: rows === 1 ? s.data : s.data.slice(row * size, (row + 1) * size), dims: [1, ...s.dims.slice(1)] }
+  })
 }
 
 async function* events(slot: Slot, cancel: () => void): AsyncGenerator<TokenEvent> {
@@ -262,7 +280,7 @@ export function createBatchingEngine(opts: EngineOptions): Engine {
       const w = worker(m)
       if (w.room() <= 0) throw new QueueFullError()
       const gen = new Generation(m.tokenizer, prompt, { ...params, maxSeqLen: m.manifest.maxSeqLen })
-      const slot: Slot = { gen, state: null, events: [], wake: null, ended: false, detach: () => {} }
+      const slot: Slot = { gen, state: null, inBatch: null, events: [], wake: null, ended: false, detach: () => {} }
       const cancel = () => w.remove(slot)
       if (gen.done || signal.aborted) end(slot) // max_tokens 0, or already cancelled
       else {

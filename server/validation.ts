@@ -16,6 +16,11 @@ export interface ServerLimits {
   maxTextChars: number
   /** A request that runs longer is cut off (finish_reason 'length'). */
   requestTimeoutMs: number
+  /**
+   * A stream's chunks are written at most once per this many milliseconds (the first at once); chunks
+   * that come sooner wait and go out together in one socket write. 0 writes every chunk on its own.
+   */
+  streamFlushMs: number
   /** Most generations that share one model's forward calls. */
   maxBatch: number
   /** Most requests waiting for a batch slot, per model; beyond that, 429 with Retry-After. */
@@ -29,6 +34,7 @@ export const defaultLimits: ServerLimits = {
   maxChoices: 16,
   maxTextChars: 200_000,
   requestTimeoutMs: 120_000,
+  streamFlushMs: 10,
   maxBatch: 32,
   maxQueue: 256,
 }

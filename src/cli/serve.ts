@@ -15,6 +15,7 @@ export const command: Command = {
       device: { type: 'string', default: 'cpu', choices: ['cpu', 'cuda'], help: 'onnxruntime-node execution provider' },
       'api-key': { type: 'string', help: 'require Authorization: Bearer KEY on /v1/* and /metrics (default: $LMP_API_KEY)' },
       threads: { type: 'int', min: 0, max: 256, help: 'onnxruntime intra-op threads (default: onnxruntime picks)' },
+      'stream-flush-ms': { type: 'int', default: 10, min: 0, max: 1000, help: 'streamed tokens that come faster are written together, at most once per this many ms (0: each at once)' },
     },
   },
   async run(args) {
@@ -29,6 +30,7 @@ export const command: Command = {
       device: o.device,
       apiKey: o.apiKey ?? process.env.LMP_API_KEY ?? undefined,
       numThreads: o.threads || undefined,
+      limits: { streamFlushMs: o.streamFlushMs },
     })
     process.stdout.write(`lmp: serving ${running.registry.list().map((m) => m.name).join(', ')} at ${running.url}\n`)
     // Graceful shutdown: stop accepting, let in-flight requests finish, then exit.

@@ -242,3 +242,36 @@ t.test('a real experiment serves its metrics.jsonl', async (t) => {
   const { base } = await listen(t, createApp({ models: [m], logger: silent }))
   t.equal(await (await fetch(base + '/models/tiny/metrics.jsonl')).text(), '{"step":10,"loss":2.5}\n')
 })
+
+t.test('streamed tokens that come faster than --stream-flush-ms share socket writes; the first goes out at once', async (t) => {
+  const real = await loadExperimentModel(dir)
+  // 4 ms a step, so that 30 tokens take ~120 ms: several flush intervals of 50 ms, many tokens each.
+  const slow: ServedModel = { ...real, model: { ...real.model, forward: async (ids, state) => {
+    await new Promise((resolve) => setTimeout(resolve, 4))
+    return real.model.forward(ids, state)
+  } } }
+  const body = JSON.stringify({ prompt: 'If you add 3 to 4', max_tokens: 30, temperature: 0, stream: true })
+  /** The raw body's reads (each a socket write of the server's, at these gaps) and when the first event came. */
+  const reads = async (streamFlushMs: number) => {
+    const { base } = await listen(t, createApp({ models: [slow], logger: silent, limits: { streamFlushMs } }))
+    const started = performance.now()
+    const res = await fetch(`${base}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body })
+    const chunks: string[] = []
+    let firstMs = NaN
+    const decoder = new TextDecoder()
+    for await (const bytes of res.body as unknown as AsyncIterable<Uint8Array>) {
+      chunks.push(decoder.decode(bytes, { stream: true }))
+      if (Number.isNaN(firstMs) && chunks.join('').includes('data: ')) firstMs = performance.now() - started
+    }
+    return { chunks, firstMs, text: chunks.join('') }
+  }
+  const each = await reads(0)
+  const gathered = await reads(50)
+  const events = (text: string) => text.split('\n\n').filter(Boolean)
+  t.same(events(gathered.text).map((e) => e.replace(/"id":"[^"]+","object":"text_completion","created":\d+/, '')),
+    events(each.text).map((e) => e.replace(/"id":"[^"]+","object":"text_completion","created":\d+/, '')), 'the same events, in the same order')
+  t.ok(events(each.text).length >= 30, `${events(each.text).length} events`)
+  t.ok(each.chunks.length >= 20, `every token written on its own: ${each.chunks.length} reads`)
+  t.ok(gathered.chunks.length <= 8, `gathered: ${gathered.chunks.length} reads for ${events(gathered.text).length} events`)
+  t.ok(gathered.firstMs < 50 + 40, `the first token did not wait for an interval (${gathered.firstMs.toFixed(0)} ms)`)
+})
