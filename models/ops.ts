@@ -43,9 +43,9 @@ export interface Ops<T> {
   transpose(x: T, perm: number[]): T
   concat(xs: T[], axis: number): T // zero-length inputs (an empty cache) are allowed
   /**
-   * Optional fast path: one LSTM step with one unit per block, no peepholes (models/lstm-cell.ts), from
-   * the input and recurrent projections [B, G] and the cell [B, d]; null where it cannot run, and the
-   * cell is then built from the ops above.
+   * Optional fast path: one LSTM step without peepholes (models/lstm-cell.ts), from the input and
+   * recurrent projections [B, G] and the cell [B, d], gates per block of dBlk units; null where it cannot
+   * run, and the cell is then built from the ops above.
    */
-  fusedLstmCell?(x: T, h: T, c: T, forget: boolean): [T, T] | null
+  fusedLstmCell?(x: T, h: T, c: T, forget: boolean, dBlk: number): [T, T] | null
 }

@@ -140,11 +140,11 @@ export class RecurrentLM {
     // The LSTMs: gates per block, shaped [B, n_blk, 1] to broadcast over the block's d_blk units. With one
     // unit per block the gates already line up with the units: [B, d_hid] throughout, no reshapes (fewer
     // kernels per step, which is what a small training step on wasm spends its time on).
-    const perUnit = c.dBlk === 1
-    if (perUnit && !hasPeepholes(c)) {
-      const fused = o.fusedLstmCell?.(xp, hp, state[1], hasForget(c))
+    if (!hasPeepholes(c)) {
+      const fused = o.fusedLstmCell?.(xp, hp, state[1], hasForget(c), c.dBlk)
       if (fused) return fused
     }
+    const perUnit = c.dBlk === 1
     const g = o.add(xp, hp)
     const blocks = (x: T) => (perUnit ? x : o.reshape(x, [0, c.nBlk, c.dBlk]))
     const gate = (i: number) => {

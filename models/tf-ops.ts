@@ -286,8 +286,8 @@ export class TfOps implements Ops<tf.Tensor> {
     const lead = a.shape.slice(0, -1)
     return tf.reshape(plain(tf.reshape(a, [-1, a.shape[a.rank - 1]]) as tf.Tensor2D), [...lead, b.shape[1]!])
   }
-  fusedLstmCell(x: tf.Tensor, h: tf.Tensor, c: tf.Tensor, forget: boolean) {
-    return fusedLstmCellAvailable() && x.rank === 2 ? fusedLstmCell(x, h, c, forget) : null
+  fusedLstmCell(x: tf.Tensor, h: tf.Tensor, c: tf.Tensor, forget: boolean, dBlk: number) {
+    return fusedLstmCellAvailable() && x.rank === 2 ? fusedLstmCell(x, h, c, forget, dBlk) : null
   }
   add(a: tf.Tensor, b: tf.Tensor) { return tf.add(a, b) }
   sub(a: tf.Tensor, b: tf.Tensor) { return tf.sub(a, b) }
