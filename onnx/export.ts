@@ -23,14 +23,17 @@ export interface ExportOptions {
 }
 
 /**
- * The standard ONNX op that equals this model's cell, or null: LSTM-2000 with one unit per block (gates per
- * unit, forget gate, no peepholes) is ONNX `LSTM`; our GRU (the reset gate applied after the recurrent
- * projection) is ONNX `GRU` with linear_before_reset = 1.
+ * The standard ONNX op that equals this model's cell, or null. ONNX `LSTM` has gates per unit: our gates per
+ * block of d_blk units become d_blk equal rows of its weights (the same numbers computed d_blk times);
+ * LSTM-1997 has no forget gate, which is ONNX's with zero weights and a bias so large that σ gives exactly
+ * 1; LSTM-2002's peepholes are ONNX's P when a block is one unit (with more, a gate sums its block's cells).
+ * Our GRU (the reset gate applied after the recurrent projection) is ONNX `GRU` with linear_before_reset = 1.
  */
 export function fusedOp(model: RecurrentLM): 'LSTM' | 'GRU' | null {
   const c = model.config
   if (c.model === 'GRU') return 'GRU'
-  if (c.model === 'LSTM-2000' && c.dBlk === 1) return 'LSTM'
+  if (c.model === 'LSTM-2000' || c.model === 'LSTM-1997') return 'LSTM'
+  if (c.model === 'LSTM-2002' && c.dBlk === 1) return 'LSTM'
   return null
 }
 
@@ -94,45 +97,79 @@ function need(weights: Weights, name: string) {
  * A stored [in, G] weight's column blocks (each `size` wide, taken in `order`) as ONNX's [1, blocks × size, in]:
  * row `b × size + j` of the result is column `order[b] × size + j` of the stored weight.
  */
-function gateRows(w: { shape: number[]; data: Float32Array }, order: number[], size: number) {
+/** ONNX's [1, gates·size, rows] from our [rows, cols]: row (gate g, unit j) is column source(g, j), or zeros (-1). */
+function gateRows(w: { shape: number[]; data: Float32Array }, gates: number, size: number, source: (gate: number, unit: number) => number) {
   const [rows, cols] = w.shape
-  const out = new Float32Array(order.length * size * rows)
-  order.forEach((from, b) => {
+  const out = new Float32Array(gates * size * rows)
+  for (let g = 0; g < gates; g++) {
     for (let j = 0; j < size; j++) {
-      const col = from * size + j
-      const dst = (b * size + j) * rows
+      const col = source(g, j)
+      if (col < 0) continue
+      const dst = (g * size + j) * rows
       for (let r = 0; r < rows; r++) out[dst + r] = w.data[r * cols + col]
     }
-  })
-  return { shape: [1, order.length * size, rows], data: out }
+  }
+  return { shape: [1, gates * size, rows], data: out }
 }
 
+/** A forget-gate bias that σ turns into exactly 1 in float32 (LSTM-1997, which has no forget gate). */
+const ALWAYS_OPEN = 1e4
+
 /**
- * The ONNX LSTM/GRU inputs W, R, B of layer l, re-laid out from the checkpoint's weights (models/rnn.ts).
- * LSTM: stored columns [ig | fg | og | cell input], ONNX gate order i, o, f, c; the biases are the per-gate
- * input-side ones, the recurrent-side half of B is zero. GRU: stored [z | r | n] is ONNX's z, r, h order;
- * B = fc_x2h.bias ‖ fc_h2h.bias.
+ * The ONNX LSTM/GRU inputs W, R, B (and P) of layer l, re-laid out from the checkpoint's weights
+ * (models/rnn.ts). LSTM: stored columns [ig | fg | og | cell input] with a gate column per block, ONNX gate
+ * order i, o, f, c per unit; the biases are the per-gate input-side ones, the recurrent-side half of B is
+ * zero; P = [P_i, P_o, P_f]. GRU: stored [z | r | n] is ONNX's z, r, h order; B = fc_x2h.bias ‖ fc_h2h.bias.
  */
 function fusedWeights(model: RecurrentLM, weights: Weights, op: 'LSTM' | 'GRU', l: number): Weights {
   const pre = `stack_rnn.${l}`
+  const c = model.config
   const d = model.hidden
   const x2h = need(weights, `${pre}.fc_x2h.weight`)
   const h2h = need(weights, `${pre}.fc_h2h.weight`)
-  const order = op === 'LSTM' ? [0, 2, 1, 3] : [0, 1, 2]
-  let bias: Float32Array
-  if (op === 'LSTM') {
-    bias = new Float32Array(8 * d)
-    ;['ig', 'og', 'fg', 'mc_in'].forEach((g, k) => bias.set(need(weights, `${pre}.fc_x2${g}.bias`).data, k * d))
-  } else {
-    bias = new Float32Array(6 * d)
+  const name = `${pre}.onnx_${op.toLowerCase()}`
+  if (op === 'GRU') {
+    const bias = new Float32Array(6 * d)
     bias.set(need(weights, `${pre}.fc_x2h.bias`).data, 0)
     bias.set(need(weights, `${pre}.fc_h2h.bias`).data, 3 * d)
+    const source = (g: number, j: number) => g * d + j
+    return {
+      [`${name}.W`]: gateRows(x2h, 3, d, source),
+      [`${name}.R`]: gateRows(h2h, 3, d, source),
+      [`${name}.B`]: { shape: [1, bias.length], data: bias },
+    }
   }
-  return {
-    [`${pre}.onnx_${op.toLowerCase()}.W`]: gateRows(x2h, order, d),
-    [`${pre}.onnx_${op.toLowerCase()}.R`]: gateRows(h2h, order, d),
-    [`${pre}.onnx_${op.toLowerCase()}.B`]: { shape: [1, bias.length], data: bias },
+  const forget = c.model !== 'LSTM-1997'
+  const nGates = forget ? 3 : 2
+  const block = (j: number) => Math.floor(j / c.dBlk)
+  // Our stored column of ONNX gate g (i, o, f, c) for unit j; -1: no such gate (zero weights).
+  const column = [
+    (j: number) => block(j),
+    (j: number) => (nGates - 1) * c.nBlk + block(j),
+    (j: number) => (forget ? c.nBlk + block(j) : -1),
+    (j: number) => nGates * c.nBlk + j,
+  ]
+  const source = (g: number, j: number) => column[g](j)
+  const bias = new Float32Array(8 * d)
+  const perUnit = (k: number, values: Float32Array, blocks: boolean) => {
+    for (let j = 0; j < d; j++) bias[k * d + j] = values[blocks ? block(j) : j]
   }
+  perUnit(0, need(weights, `${pre}.fc_x2ig.bias`).data, true)
+  perUnit(1, need(weights, `${pre}.fc_x2og.bias`).data, true)
+  if (forget) perUnit(2, need(weights, `${pre}.fc_x2fg.bias`).data, true)
+  else bias.fill(ALWAYS_OPEN, 2 * d, 3 * d)
+  perUnit(3, need(weights, `${pre}.fc_x2mc_in.bias`).data, false)
+  const out: Weights = {
+    [`${name}.W`]: gateRows(x2h, 4, d, source),
+    [`${name}.R`]: gateRows(h2h, 4, d, source),
+    [`${name}.B`]: { shape: [1, bias.length], data: bias },
+  }
+  if (c.model === 'LSTM-2002') {
+    const peep = new Float32Array(3 * d)
+    ;['ig', 'og', 'fg'].forEach((g, k) => peep.set(need(weights, `${pre}.pc_c2${g}`).data, k * d))
+    out[`${name}.P`] = { shape: [1, 3 * d], data: peep }
+  }
+  return out
 }
 
 /**
@@ -159,6 +196,7 @@ function fusedRecurrentGraph(model: RecurrentLM, weights: Weights, op: 'LSTM' | 
     const layerState = spec.filter((s) => s.layer === l) // h, then c for the LSTM
     const initial = layerState.map((s) => unsqueeze(stateName('in', l, s.name)))
     const inputs = [x, root.param(`${pre}.W`), root.param(`${pre}.R`), root.param(`${pre}.B`), '', ...initial]
+    if (`${pre}.P` in derived) inputs.push(root.param(`${pre}.P`)) // peepholes
     const attrs: Record<string, AttrValue> = { hidden_size: { i: model.hidden } }
     if (op === 'GRU') attrs.linear_before_reset = { i: 1 } // the reset gate multiplies U_n h + b_hn
     const [y, ...last] = root.node(op, inputs, attrs, 1 + layerState.length) // Y [S, 1, B, h], Y_h (, Y_c) [1, B, h]

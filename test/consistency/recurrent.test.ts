@@ -10,8 +10,8 @@ for (const arch of ['LSTM-2000', 'LSTM-1997', 'LSTM-2002', 'Elman-Net', 'GRU']) 
   })
 }
 
-// One unit per block takes the LSTM cell's reshape-free path (models/rnn.ts); LSTM-2000 is then exported as
-// the fused ONNX LSTM op (test/consistency/fused.test.ts), the other two through the Scan of the cell.
+// One unit per block takes the LSTM cell's reshape-free path (models/rnn.ts); the export is the fused ONNX
+// LSTM op for all three (test/consistency/fused.test.ts).
 for (const arch of ['LSTM-1997', 'LSTM-2002']) {
   t.test(`${arch}, one unit per block`, async (t) => {
     await checkRuntimesAgree(t, await trainTiny(arch, { nBlk: 12, dBlk: 1 }))
