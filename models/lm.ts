@@ -132,19 +132,19 @@ export function forwardTf(
   // input projection, dropout between layers, the head) runs once over the whole sequence as large
   // matMuls; only the cell runs per step, on small [batch, ...] tensors split off without wasm's
   // whole-input copies (unstackFirst).
-  const timeMajor = tf.tensor2d(Array.from({ length: steps * batch }, (_, k) => ids[k % batch][Math.floor(k / batch)]), [steps, batch], 'int32')
+  const tokens = tf.tensor2d(Array.from({ length: steps * batch }, (_, k) => ids[k % batch][Math.floor(k / batch)]), [steps, batch], 'int32')
   // Layer 0's projected input depends on the token alone unless dropout is on along the way: then each of
   // the V vocabulary entries is embedded and projected once and rows are picked per position, V rows of
   // work instead of steps × batch (68 against 2,048 for a character model at batch 32 × 64). The same
   // numbers to float rounding; the gradient sums over positions as the per-position path does.
   const { vocabSize, pEmb, pHid } = model.config
   const perToken = perTokenProjection && !(o.training && (pEmb > 0 || pHid > 0)) && vocabSize < steps * batch
-  let x = perToken ? timeMajor : model.embed(o, timeMajor)
+  let x = perToken ? null : model.embed(o, tokens)
   for (let l = 0; l < model.config.nLyr; l++) {
     const idx = spec.map((s, i) => (s.layer === l ? i : -1)).filter((i) => i >= 0)
     const outputs: tf.Tensor[] = []
-    const projected = l === 0 && perToken
-      ? o.embed(model.inputProjection(o, 0, model.embed(o, tf.range(0, vocabSize, 1, 'int32'))), x)
+    const projected = x === null
+      ? o.embed(model.inputProjection(o, 0, model.embed(o, tf.range(0, vocabSize, 1, 'int32'))), tokens)
       : model.inputProjection(o, l, x)
     // The recurrent weight's gradient as one product over the sequence (TfOps.deferWeightGrad).
     const xpSeq = o.deferWeightGrad(projected, o.param(`stack_rnn.${l}.fc_h2h.weight`))
@@ -155,7 +155,7 @@ export function forwardTf(
     }
     x = model.between(o, stackFirst(outputs))
   }
-  return { logits: tf.transpose(model.head(o, x), [1, 0, 2]) as tf.Tensor3D, state: st }
+  return { logits: tf.transpose(model.head(o, x!), [1, 0, 2]) as tf.Tensor3D, state: st } // n_lyr >= 1: x is set
 }
 
 /**

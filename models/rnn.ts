@@ -141,6 +141,7 @@ export class RecurrentLM {
     // unit per block the gates already line up with the units: [B, d_hid] throughout, no reshapes (fewer
     // kernels per step, which is what a small training step on wasm spends its time on).
     if (!hasPeepholes(c)) {
+      // Training on wasm: the same cell as one kernel (models/lstm-cell.ts); the ops below stay the reference.
       const fused = o.fusedLstmCell?.(xp, hp, state[1], hasForget(c), c.dBlk)
       if (fused) return fused
     }
