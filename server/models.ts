@@ -97,7 +97,7 @@ export async function loadExperimentModel(dir: string, opts: LoadOptions = {}): 
     throw new LmpError(`tokenizer has ${tokenizer.vocabSize} tokens but the model expects ${manifest.vocabSize}: ${files.tokenizer}`)
   }
   const ort = await import('onnxruntime-node')
-  const { loadOrtModel } = await import('../src/infer/ort-model.ts')
+  const { loadOrtModel, SMALL_MODEL_BYTES } = await import('../src/infer/ort-model.ts')
   const cuda = opts.executionProviders?.includes('cuda') ?? false
   // onnxruntime prints its own multi-line error when a provider library is missing; we say it in one line.
   if (cuda) ort.env.logLevel = 'fatal'
@@ -105,7 +105,7 @@ export async function loadExperimentModel(dir: string, opts: LoadOptions = {}): 
   try {
     model = await loadOrtModel(ort as never, new Uint8Array(modelBytes.buffer, modelBytes.byteOffset, modelBytes.byteLength), manifest, {
       executionProviders: opts.executionProviders,
-      numThreads: opts.numThreads,
+      numThreads: opts.numThreads ?? (modelBytes.byteLength < SMALL_MODEL_BYTES ? 1 : undefined),
     })
   } catch (err) {
     if (err instanceof LmpError) throw err

@@ -6,7 +6,7 @@
 // and the CLI run.
 import * as ort from 'onnxruntime-web'
 import { generate, type GenerateOptions } from '../src/infer/generate.ts'
-import { loadOrtModel, type OrtLike } from '../src/infer/ort-model.ts'
+import { loadOrtModel, SMALL_MODEL_BYTES, type OrtLike } from '../src/infer/ort-model.ts'
 import { scoreText } from '../src/infer/perplexity.ts'
 import type { Manifest, StepModel } from '../src/infer/types.ts'
 import { tokenizerFromJSON, type Tokenizer } from '../src/tokenizer/index.ts'
@@ -22,9 +22,6 @@ const post = (msg: FromWorker, transfer: Transferable[] = []) => scope.postMessa
 ort.env.wasm.wasmPaths = new URL('./ort/', scope.location.href).href
 // Several WASM threads need SharedArrayBuffer, i.e. a cross-origin isolated page (COOP/COEP headers).
 const maxThreads = scope.crossOriginIsolated ? Math.max(1, Math.min(4, navigator.hardwareConcurrency || 1)) : 1
-// Below this size a model's per-token work is too small to share: bench/web.bench.ts measured the
-// demo-sized LSTM at about 1170 tokens/s on 1 thread and 350 on 2 (two cores, Chromium).
-const SMALL_MODEL_BYTES = 16 << 20
 
 interface Loaded {
   model: StepModel

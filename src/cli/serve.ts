@@ -14,7 +14,7 @@ export const command: Command = {
       port: { type: 'int', default: 8080, min: 0, max: 65535, help: 'port (0 picks a free one)' },
       device: { type: 'string', default: 'cpu', choices: ['cpu', 'cuda'], help: 'onnxruntime-node execution provider' },
       'api-key': { type: 'string', help: 'require Authorization: Bearer KEY on /v1/* and /metrics (default: $LMP_API_KEY)' },
-      threads: { type: 'int', min: 0, max: 256, help: 'onnxruntime intra-op threads (default: onnxruntime picks)' },
+      threads: { type: 'int', min: 0, max: 256, help: 'onnxruntime intra-op threads (default: 1 for a model under 16 MB, else onnxruntime picks)' },
       'stream-flush-ms': { type: 'int', default: 10, min: 0, max: 1000, help: 'streamed tokens that come faster are written together, at most once per this many ms (0: each at once)' },
     },
   },

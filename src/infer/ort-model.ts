@@ -18,6 +18,14 @@ export interface OrtModelOptions {
   numThreads?: number
 }
 
+/**
+ * Below this size a model's per-token work is too small to share between threads: one intra-op thread is
+ * faster, in the browser (bench/web.bench.ts: the demo LSTM ~1,170 tokens/s on 1 WASM thread, 350 on 2) and
+ * in the server under load (bench/server.bench.ts: 16 clients ~25% more tokens/s than onnxruntime's default
+ * of one spinning thread per core, which competes with the event loop for the cores).
+ */
+export const SMALL_MODEL_BYTES = 16 << 20
+
 /** The state a generation starts from: zeros, with 'batch' → batch and 'past' (a KV cache) → length 0. */
 export function zeroState(manifest: Manifest, batch: number): State {
   return manifest.state.map((s) => {
