@@ -112,13 +112,18 @@ export class RecurrentLM {
     return o.dropout(o.tanh(o.add(o.matMul(e, o.param('fc_e2h.weight')), o.param('fc_e2h.bias'))), c.pHid)
   }
 
+  /** The biases of layer l's input projection, in its column order (concatenated when several). */
+  inputBiasNames(l: number): string[] {
+    const pre = `stack_rnn.${l}`
+    if (!isLstm(this.config)) return [`${pre}.fc_x2h.bias`]
+    return ['ig', ...(hasForget(this.config) ? ['fg'] : []), 'og', 'mc_in'].map((g) => `${pre}.fc_x2${g}.bias`)
+  }
+
   /** The input-side projection of layer l, for one step [B, d] or a whole sequence [B, S, d]. */
   inputProjection<T>(o: Ops<T>, l: number, x: T): T {
-    const pre = `stack_rnn.${l}`
-    const bias = isLstm(this.config)
-      ? o.concat(['ig', ...(hasForget(this.config) ? ['fg'] : []), 'og', 'mc_in'].map((g) => o.param(`${pre}.fc_x2${g}.bias`)), 0)
-      : o.param(`${pre}.fc_x2h.bias`)
-    return o.add(o.matMul(x, o.param(`${pre}.fc_x2h.weight`)), bias)
+    const biases = this.inputBiasNames(l).map((n) => o.param(n))
+    const bias = biases.length === 1 ? biases[0] : o.concat(biases, 0)
+    return o.add(o.matMul(x, o.param(`stack_rnn.${l}.fc_x2h.weight`)), bias)
   }
 
   /** One time step of layer l: projected input xp [B, G] and the layer's state → new state (h first). */

@@ -20,6 +20,11 @@ const stateName = (io: 'in' | 'out', layer: number, name: string) => `state_${io
 export interface ExportOptions {
   /** Use the standard ONNX LSTM/GRU op where a layer's cell equals it (default true); false keeps the Scan. */
   fused?: boolean
+  /**
+   * Layer 0's input from a table over the vocabulary where that is no larger than the weights (default
+   * true; see embeddedVocabulary); false computes it per position.
+   */
+  vocabularyTable?: boolean
 }
 
 /**
@@ -44,20 +49,29 @@ export function fusedOp(model: RecurrentLM): 'LSTM' | 'GRU' | null {
  */
 export function recurrentGraph(model: RecurrentLM, weights: Weights, options: ExportOptions = {}): GraphDef {
   const op = options.fused === false ? null : fusedOp(model)
-  return op ? fusedRecurrentGraph(model, weights, op) : scanRecurrentGraph(model, weights)
+  const embedded = options.vocabularyTable === false ? null : embeddedVocabulary(model, weights)
+  return op ? fusedRecurrentGraph(model, weights, op, embedded) : scanRecurrentGraph(model, weights, embedded)
 }
 
-function scanRecurrentGraph(model: RecurrentLM, weights: Weights): GraphDef {
-  const root = new GraphBuilder(weights)
+/** `embedded`: layer 0's input per vocabulary entry (embeddedVocabulary), or null to compute it per position. */
+function scanRecurrentGraph(model: RecurrentLM, weights: Weights, embedded: Float32Array | null): GraphDef {
+  // With `embedded`, layer 0's input projection per vocabulary entry: one Gather.
+  const derived: Weights = {}
+  if (embedded) {
+    const w = need(weights, 'stack_rnn.0.fc_x2h.weight')
+    const bias = Float32Array.from(model.inputBiasNames(0).flatMap((n) => Array.from(need(weights, n).data)))
+    derived[TOKEN_PROJECTION] = { shape: [model.config.vocabSize, w.shape[1]], data: matMulF32(embedded, model.config.vocabSize, model.hidden, w.data, w.shape[1], bias) }
+  }
+  const root = new GraphBuilder({ ...weights, ...derived })
   const o = new OnnxOps(root)
   const ids = root.input('input_ids', 'int64', ['batch', 'sequence'])
   const spec = model.stateSpec()
   for (const s of spec) root.input(stateName('in', s.layer, s.name), 'float32', ['batch', s.size])
 
-  let x = model.embed(o, ids)
+  let x = embedded ? null : model.embed(o, ids) // layer l's input; null: layer 0 reads the table
   const outs: { value: string; layer: number; name: string; size: number }[] = []
   for (let l = 0; l < model.config.nLyr; l++) {
-    const xp = model.inputProjection(o, l, x)
+    const xp = x === null ? o.embed(root.param(TOKEN_PROJECTION), ids) : model.inputProjection(o, l, x)
     const layerState = spec.filter((s) => s.layer === l)
     const body = root.subgraph()
     const ob = new OnnxOps(body)
@@ -81,7 +95,7 @@ function scanRecurrentGraph(model: RecurrentLM, weights: Weights): GraphDef {
     layerState.forEach((s, k) => outs.push({ value: scanOuts[k], layer: l, name: s.name, size: s.size }))
     x = model.between(o, scanOuts[layerState.length])
   }
-  const logits = model.head(o, x)
+  const logits = model.head(o, x!) // n_lyr >= 1: x is set
   root.output(logits, 'logits', 'float32', ['batch', 'sequence', model.config.vocabSize])
   for (const s of outs) root.output(s.value, stateName('out', s.layer, s.name), 'float32', ['batch', s.size])
   return root.toGraph(model.config.model)
@@ -91,6 +105,34 @@ function need(weights: Weights, name: string) {
   const w = weights[name]
   if (!w) throw new Error(`cannot export: the checkpoint has no weight '${name}'`)
   return w
+}
+
+/** a [n, k] × b [k, m] (+ bias [m]), summed in float64. */
+function matMulF32(a: Float32Array, n: number, k: number, b: Float32Array, m: number, bias?: Float32Array): Float32Array {
+  const out = new Float32Array(n * m)
+  for (let i = 0; i < n; i++) {
+    for (let j = 0; j < m; j++) {
+      let sum = bias ? bias[j] : 0
+      for (let p = 0; p < k; p++) sum += a[i * k + p] * b[p * m + j]
+      out[i * m + j] = sum
+    }
+  }
+  return out
+}
+
+/**
+ * Layer 0's input, tanh(E·W_e2h + b_e2h) (models/rnn.ts `embed`), for every vocabulary entry: [V, d_hid].
+ * In an export it depends on the token alone (no dropout), so the graph can pick rows of a table made here,
+ * or fold it into layer 0's input weights, instead of computing it per position: at batch 1 that matrix work
+ * is most of a generation step's before the recurrence. Only when V <= d_hid, so that what stands in for
+ * the weights is no larger than they are (a word or BPE vocabulary keeps the per-position graph).
+ */
+function embeddedVocabulary(model: RecurrentLM, weights: Weights): Float32Array | null {
+  const { vocabSize, dEmb } = model.config
+  const d = model.hidden
+  if (vocabSize > d) return null
+  const pre = matMulF32(need(weights, 'emb.weight').data, vocabSize, dEmb, need(weights, 'fc_e2h.weight').data, d, need(weights, 'fc_e2h.bias').data)
+  return pre.map(Math.tanh)
 }
 
 /**
@@ -111,6 +153,9 @@ function gateRows(w: { shape: number[]; data: Float32Array }, gates: number, siz
   }
   return { shape: [1, gates * size, rows], data: out }
 }
+
+/** Layer 0's input projection of every vocabulary entry (Scan graphs; see embeddedVocabulary). */
+const TOKEN_PROJECTION = 'stack_rnn.0.token_projection'
 
 /** A forget-gate bias that σ turns into exactly 1 in float32 (LSTM-1997, which has no forget gate). */
 const ALWAYS_OPEN = 1e4
@@ -177,9 +222,20 @@ function fusedWeights(model: RecurrentLM, weights: Weights, op: 'LSTM' | 'GRU', 
  * onnxruntime build supports), so the ids are transposed once on the way in and the last layer's output
  * once on the way out; the state keeps its [batch, hidden] inputs and outputs (ONNX adds a direction axis).
  */
-function fusedRecurrentGraph(model: RecurrentLM, weights: Weights, op: 'LSTM' | 'GRU'): GraphDef {
+function fusedRecurrentGraph(model: RecurrentLM, weights: Weights, op: 'LSTM' | 'GRU', embedded: Float32Array | null): GraphDef {
   const derived: Weights = {}
   for (let l = 0; l < model.config.nLyr; l++) Object.assign(derived, fusedWeights(model, weights, op, l))
+  // With `embedded` (embeddedVocabulary), layer 0 reads a one-hot token and its W [1, rows, d_hid] becomes
+  // W·(the embedded vocabulary)ᵀ [1, rows, V]: the op's own input product picks the token's column.
+  if (embedded) {
+    const W = derived[`stack_rnn.0.onnx_${op.toLowerCase()}.W`]
+    const [, rows, d] = W.shape
+    const V = model.config.vocabSize
+    const transposed = new Float32Array(d * V)
+    for (let v = 0; v < V; v++) for (let k = 0; k < d; k++) transposed[k * V + v] = embedded[v * d + k]
+    W.shape = [1, rows, V]
+    W.data = matMulF32(W.data, rows, d, transposed, V)
+  }
   const root = new GraphBuilder({ ...weights, ...derived })
   const o = new OnnxOps(root)
   const ids = root.input('input_ids', 'int64', ['batch', 'sequence'])
@@ -189,7 +245,10 @@ function fusedRecurrentGraph(model: RecurrentLM, weights: Weights, op: 'LSTM' | 
   const unsqueeze = (v: string) => root.node('Unsqueeze', [v, axis(0)])[0]
   const squeeze = (v: string, a: number) => root.node('Squeeze', [v, axis(a)])[0]
 
-  let x = model.embed(o, o.transpose(ids, [1, 0])) // [sequence, batch, d]
+  const tokens = o.transpose(ids, [1, 0]) // [sequence, batch]
+  let x = embedded
+    ? root.node('OneHot', [tokens, root.constant('int64', [model.config.vocabSize], []), root.constant('float32', [0, 1], [2])], { axis: { i: -1 } })[0]
+    : model.embed(o, tokens) // [sequence, batch, V or d]
   const outs: { value: string; layer: number; name: string; size: number }[] = []
   for (let l = 0; l < model.config.nLyr; l++) {
     const pre = `stack_rnn.${l}.onnx_${op.toLowerCase()}`

@@ -67,3 +67,47 @@ t.test('a weight missing from a fused export is named', async (t) => {
   delete weights['stack_rnn.0.fc_h2h.bias']
   t.throws(() => serialize(model, weights), /no weight 'stack_rnn.0.fc_h2h.bias'/)
 })
+
+// Layer 0's input from a table over the vocabulary (V <= d_hid): folded into the fused op's W behind a
+// one-hot token, or one Gather before a Scan. The same TF.js vs onnxruntime-node vs onnxruntime-web check,
+// and the same logits as the graph that computes it per position.
+const tableCases: [string, 'OneHot' | 'Gather', Record<string, number>][] = [
+  ['LSTM-2000', 'OneHot', { nBlk: 16, dBlk: 2 }],
+  ['GRU', 'OneHot', { dHid: 32 }],
+  ['Elman-Net', 'Gather', { dHid: 32 }],
+  ['LSTM-2002', 'Gather', { nBlk: 16, dBlk: 2 }],
+]
+for (const [arch, how, overrides] of tableCases) {
+  t.test(`${arch}: layer 0 read from a vocabulary table (${how === 'OneHot' ? 'folded into the op' : 'before the Scan'})`, async (t) => {
+    const trained = await trainTiny(arch, { ...overrides, nLyr: 2 })
+    const { bytes, manifest, model, weights, tokenizer } = trained
+    const graph = decodeModel(bytes).graph
+    const names = new Set(graph.initializers.map((i) => i.name))
+    t.ok(manifest.vocabSize <= 32, `V ${manifest.vocabSize} <= d_hid 32`)
+    t.notOk(names.has('fc_e2h.weight'), 'fc_e2h is folded into the table')
+    t.ok(names.has('emb.weight'), 'the embedding stays (the tied head reads it)')
+    if (how === 'OneHot') t.ok(graph.nodes.some((n) => n.op === 'OneHot'), 'a one-hot token feeds the op')
+    else t.ok(names.has('stack_rnn.0.token_projection'), 'a table of layer 0 projections')
+
+    await checkRuntimesAgree(t, trained)
+
+    const perPosition = serialize(model, weights, undefined, { vocabularyTable: false })
+    t.ok(decodeModel(perPosition.bytes).graph.initializers.some((i) => i.name === 'fc_e2h.weight'), 'vocabularyTable: false computes it per position')
+    const ids = ['If you add 3 to 41 you get 44 .', 'if you add 5 to'].map((x) => tokenizer.enc(x).slice(0, 12))
+    const table = await logitsBothWays(await loadOrtModel(ort as any, bytes, manifest), ids, 5)
+    const plain = await logitsBothWays(await loadOrtModel(ort as any, perPosition.bytes, perPosition.manifest), ids, 5)
+    for (const [what, a, b] of [['whole sequence', table.whole, plain.whole], ['prefill then steps', table.stepped, plain.stepped]] as const) {
+      const d = maxAbsDiff(a, b)
+      t.ok(d <= 1e-5, `table vs per position, ${what}: max |Δlogit| ${d.toExponential(2)} <= 1e-5`)
+    }
+  })
+}
+
+t.test('a vocabulary larger than the hidden size keeps the per-position graph', async (t) => {
+  const rng = createRng(4)
+  const model = createModel({ ...MODEL_DEFAULTS, model: 'LSTM-2000', vocabSize: 40, dEmb: 8, nBlk: 8, dBlk: 2, nLyr: 1 } as ModelConfig)
+  const data = initWeights(model, () => rng.next())
+  const weights: Weights = Object.fromEntries(Object.entries(model.params()).map(([k, spec]) => [k, { shape: spec.shape, data: data[k] }]))
+  const graph = decodeModel(serialize(model, weights).bytes).graph
+  t.ok(graph.initializers.some((i) => i.name === 'fc_e2h.weight') && !graph.nodes.some((n) => n.op === 'OneHot'), 'V 40 > d_hid 16')
+})
