@@ -20,7 +20,7 @@ export interface OrtModelOptions {
 
 /**
  * Below this size a model's per-token work is too small to share between threads: one intra-op thread is
- * faster, in the browser (bench/web.bench.ts: the demo LSTM ~1,170 tokens/s on 1 WASM thread, 350 on 2) and
+ * faster, in the browser (bench/web.bench.ts: the demo LSTM ~2,200 tokens/s on 1 WASM thread, 1,400 on 2) and
  * in the server under load (bench/server.bench.ts: 16 clients ~25% more tokens/s than onnxruntime's default
  * of one spinning thread per core, which competes with the event loop for the cores).
  */
