@@ -43,9 +43,10 @@ export function fusedOp(model: RecurrentLM): 'LSTM' | 'GRU' | null {
 }
 
 /**
- * The recurrent family: embedding over the whole sequence, then per layer either one standard ONNX
- * LSTM/GRU node (fusedOp) or one big input projection and a Scan over time whose body is the model's own
- * cell, then the tied head over the whole sequence.
+ * The recurrent family: embedding over the whole sequence (or, for layer 0, a table over the vocabulary:
+ * embeddedVocabulary), then per layer either one standard ONNX LSTM/GRU node (fusedOp) or one big input
+ * projection and a Scan over time whose body is the model's own cell, then the tied head over the whole
+ * sequence.
  */
 export function recurrentGraph(model: RecurrentLM, weights: Weights, options: ExportOptions = {}): GraphDef {
   const op = options.fused === false ? null : fusedOp(model)

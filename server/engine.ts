@@ -1,7 +1,7 @@
 // The seam between the HTTP routes and the model: routes ask an Engine for a stream of token events or a
 // score. The batching engine gives every model one worker loop; the generations in flight on a model
-// share its forward calls, batched along the batch axis (state rows concatenated, outputs split), and
-// join or leave between steps.
+// share its forward calls, batched along the batch axis (state rows concatenated; while the same rows
+// step together, a call's output state is the next call's input as it is), and join or leave between steps.
 //
 // Two rows can share a call only when that cannot change what either computes: they feed the same number
 // of tokens and their states have the same shape apart from the batch axis. For recurrent models that
