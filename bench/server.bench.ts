@@ -7,7 +7,9 @@
 //     demo model also with every token in its own socket write (--stream-flush-ms 0), the way it was before;
 //   - time to first token, p50/p99, under 16 clients;
 //   - the server's RSS after the first 1,000 and after 10,000 short requests (within 20%: no leak);
-//   - failed requests (non-200, error events, or a stream without [DONE]): must be 0.
+//   - failed requests (non-200, error events, or a stream without [DONE]): must be 0;
+//   - the CPU time per token of the server (all threads) and of the clients, and from them the speedup the
+//     machine's cores bound: cores / (CPU per token under 16 clients) / one client's tokens/s.
 // Bounded: fixed request counts, and a deadline after which it stops and fails.
 // LMP_BENCH_EXP=DIR uses an existing experiment folder instead of training the demo model;
 // LMP_BENCH_SOAK=0 skips the 10,000-request soak; LMP_BENCH_SERVE_ARGS adds options to `lmp serve` (e.g. '--threads 1'); LMP_BENCH_NODE_ARGS adds node
@@ -16,7 +18,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import http from 'node:http'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { cpus, tmpdir } from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { median, report } from './util.ts'
@@ -37,6 +39,12 @@ function checkDeadline() {
 function percentile(xs: number[], p: number): number {
   const s = [...xs].sort((a, b) => a - b)
   return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]
+}
+
+/** CPU time the server process has used, in µs (Linux: utime + stime of /proc/PID/stat, all threads). */
+function cpuMicros(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')
+  return ((Number(fields[11]) + Number(fields[12])) * 1e6) / 100 // clock ticks of 1/100 s (USER_HZ)
 }
 
 /** The server's resident set size, in MiB (Linux). */
@@ -131,10 +139,12 @@ function streamOnce(url: string, body: object): Promise<Outcome> {
 }
 
 /** `clients` loops, each sending `perClient` requests one after another; aggregate numbers. */
-async function load(url: string, clients: number, perClient: number, body: (i: number) => object, onDone?: (n: number) => void) {
+async function load(url: string, clients: number, perClient: number, body: (i: number) => object, onDone?: (n: number) => void, pid?: number) {
   const outcomes: Outcome[] = []
   let sent = 0
   const started = performance.now()
+  const cpuStart = pid ? cpuMicros(pid) : NaN
+  const clientCpuStart = process.cpuUsage()
   await Promise.all(Array.from({ length: clients }, async () => {
     for (let k = 0; k < perClient; k++) {
       checkDeadline()
@@ -146,6 +156,10 @@ async function load(url: string, clients: number, perClient: number, body: (i: n
   const seconds = (performance.now() - started) / 1000
   const tokens = outcomes.reduce((a, o) => a + o.tokens, 0)
   return {
+    /** The server's CPU time (all its threads) per generated token, µs. */
+    serverCpuPerToken: pid ? (cpuMicros(pid) - cpuStart) / tokens : NaN,
+    /** This process's (the clients') CPU time per generated token, µs. */
+    clientCpuPerToken: (() => { const u = process.cpuUsage(clientCpuStart); return (u.user + u.system) / tokens })(),
     requests: outcomes.length,
     failed: outcomes.filter((o) => !o.ok).length,
     tokens,
@@ -156,7 +170,9 @@ async function load(url: string, clients: number, perClient: number, body: (i: n
 }
 
 /** One client, then 16, alternating three rounds; reports the medians and returns the speedup. */
-async function compareClients(url: string, model: string, singleRequests = 100, perClient = 40, variant?: string): Promise<{ ratio: number; failed: number }> {
+async function compareClients(server: { url: string; child: ChildProcess }, model: string, singleRequests = 100, perClient = 40, variant?: string): Promise<{ ratio: number; failed: number }> {
+  const { url } = server
+  const pid = server.child.pid!
   // Greedy, so that every request decodes its full max_tokens (sampling at temperature 1 lets the demo
   // model end at EOS after a few tokens, and then the request overhead is measured, not decoding).
   const gen = (i: number) => ({ prompt: PROMPTS[i % PROMPTS.length], max_tokens: GEN_TOKENS, temperature: 0 })
@@ -164,11 +180,13 @@ async function compareClients(url: string, model: string, singleRequests = 100, 
 
   // Three rounds, one client then 16, alternating; the medians are reported (short phases are noisy).
   const rounds: { single: Awaited<ReturnType<typeof load>>; many: Awaited<ReturnType<typeof load>> }[] = []
-  for (let r = 0; r < 3; r++) rounds.push({ single: await load(url, 1, singleRequests, gen), many: await load(url, 16, perClient, gen) })
+  for (let r = 0; r < 3; r++) rounds.push({ single: await load(url, 1, singleRequests, gen, undefined, pid), many: await load(url, 16, perClient, gen, undefined, pid) })
   const med = (f: (x: (typeof rounds)[number]) => number) => median(rounds.map(f))
   const singleRate = med((x) => x.single.tokensPerSecond)
   const manyRate = med((x) => x.many.tokensPerSecond)
   const ratio = manyRate / singleRate
+  const serverCpu = med((x) => x.many.serverCpuPerToken)
+  const clientCpu = med((x) => x.many.clientCpuPerToken)
   const single = { failed: rounds.reduce((a, x) => a + x.single.failed, 0), ttft: rounds.flatMap((x) => x.single.ttft) }
   const many = {
     failed: rounds.reduce((a, x) => a + x.many.failed, 0),
@@ -185,6 +203,14 @@ async function compareClients(url: string, model: string, singleRequests = 100, 
     speedup: Number(ratio.toFixed(2)),
     speedup_ok: ratio >= 6,
     speedup_per_round: rounds.map((x) => Number((x.many.tokensPerSecond / x.single.tokensPerSecond).toFixed(2))),
+    // Where the time goes: the server's CPU per token (all threads), and the wall time per token.
+    single_server_cpu_us_per_token: Number(med((x) => x.single.serverCpuPerToken).toFixed(1)),
+    clients16_server_cpu_us_per_token: Number(med((x) => x.many.serverCpuPerToken).toFixed(1)),
+    clients16_client_cpu_us_per_token: Number(clientCpu.toFixed(1)),
+    // The most the machine's cores could generate if the server and the clients kept every core busy at
+    // the CPU cost per token measured under 16 clients, as a multiple of one client's tokens/s: the
+    // speedup no scheduling can pass without making each token cheaper.
+    speedup_cpu_bound: Number(((cpus().length * 1e6) / (serverCpu + clientCpu) / singleRate).toFixed(2)),
     tokens_per_request: Number((many.tokens / many.requests).toFixed(1)),
     single_ttft_p50_ms: Number(percentile(single.ttft, 50).toFixed(2)),
     clients16_ttft_p50_ms: Number(percentile(many.ttft, 50).toFixed(2)),
@@ -209,7 +235,7 @@ try {
   const exp = process.env.LMP_BENCH_EXP ? path.resolve(process.env.LMP_BENCH_EXP) : buildModel(own!)
   server = await startServe(exp)
   const { url, child } = server
-  const demo = await compareClients(url, path.basename(exp))
+  const demo = await compareClients(server, path.basename(exp))
   if (demo.failed > 0) exitCode = 1
   // 10,000 short requests from 16 clients; RSS of the server after the first 1,000 and at the end.
   if (process.env.LMP_BENCH_SOAK === '0') throw new Skip()
@@ -234,11 +260,11 @@ try {
   await stopServer()
   // Before tokens were gathered into socket writes (--stream-flush-ms 10, the default): one write each.
   server = await startServe(exp, ['--stream-flush-ms', '0'])
-  await compareClients(server.url, path.basename(exp), 100, 40, 'each token its own socket write (before)')
+  await compareClients(server, path.basename(exp), 100, 40, 'each token its own socket write (before)')
   await stopServer()
   if (own) {
     server = await startServe(buildLargeModel(own))
-    const large = await compareClients(server.url, 'LSTM-2000, 1,024 units', 25, 10)
+    const large = await compareClients(server, 'LSTM-2000, 1,024 units', 25, 10)
     if (large.ratio < 6 || large.failed > 0) exitCode = 1
   }
 } catch (err) {

@@ -127,30 +127,38 @@ function coalescedWriter(res: Response, intervalMs: number) {
   }
 }
 
-/** Reads one choice's events, calling onToken for each; returns what the non-streaming response needs. */
-async function runChoice(
-  events: AsyncIterable<TokenEvent>,
-  maxNewTokens: number,
-  signal: AbortSignal,
-  onToken: (ev: TokenEvent) => void,
-): Promise<{ text: string; tokens: TokenEvent[]; finish: 'stop' | 'length' }> {
-  let text = ''
-  const tokens: TokenEvent[] = []
-  let reason: string | undefined
-  for await (const ev of events) {
-    if (ev.tokenId >= 0) {
-      tokens.push(ev)
-      text += ev.textDelta ?? ''
-    }
-    onToken(ev)
-    if (ev.done) {
-      reason = ev.finishReason
-      break
-    }
+/**
+ * One choice's generation: queued at once (so a full queue or a bad prompt throws before the response
+ * starts), its events gathered as they come and passed to `onToken`, which the streaming response sets.
+ */
+class ChoiceRun {
+  text = ''
+  readonly tokens: TokenEvent[] = []
+  onToken: (ev: TokenEvent) => void = () => {}
+  private reason?: string
+  private readonly ended: Promise<void>
+
+  constructor(engine: Engine, m: ServedModel, prompt: string, readonly params: GenerationParams, signal: AbortSignal) {
+    this.ended = engine.generate(m, prompt, params, signal, (ev) => {
+      if (ev.tokenId >= 0) {
+        this.tokens.push(ev)
+        this.text += ev.textDelta ?? ''
+      }
+      this.onToken(ev)
+      if (ev.done) this.reason = ev.finishReason
+    })
+    // Awaited by finish(); until then a failure must not count as an unhandled rejection.
+    this.ended.catch(() => {})
   }
-  if (reason === undefined && signal.aborted) reason = 'timeout'
-  // A stream that ends without a done event stopped at max tokens (max_tokens 0).
-  return { text, tokens, finish: reason === undefined ? (tokens.length >= maxNewTokens ? 'length' : 'stop') : finishReason(reason) }
+
+  /** Waits for the end; OpenAI's finish reason. */
+  async finish(signal: AbortSignal): Promise<'stop' | 'length'> {
+    await this.ended
+    let reason = this.reason
+    if (reason === undefined && signal.aborted) reason = 'timeout'
+    // A generation that ends without a done event stopped at max tokens (max_tokens 0).
+    return reason === undefined ? (this.tokens.length >= this.params.maxNewTokens ? 'length' : 'stop') : finishReason(reason)
+  }
 }
 
 function logprobsOf(m: ServedModel, tokens: TokenEvent[], startOffset: number): Logprobs {
@@ -210,9 +218,9 @@ export function completionsHandler(ctx: RouteContext) {
       cancel.abort(disconnectedReason)
     })
     const signal = cancel.signal
-    let streams: AsyncIterable<TokenEvent>[]
+    let runs: ChoiceRun[]
     try {
-      streams = jobs.map((job) => ctx.engine.generate(m, job.prompt, job.params, signal))
+      runs = jobs.map((job) => new ChoiceRun(ctx.engine, m, job.prompt, job.params, signal))
     } catch (err) {
       clearTimeout(timer)
       cancel.abort(finished)
@@ -242,17 +250,18 @@ export function completionsHandler(ctx: RouteContext) {
       }
 
       if (!body.stream) {
-        const results = await Promise.all(jobs.map((job, i) => runChoice(streams[i], job.params.maxNewTokens, signal, onFirstToken)))
-        const choices: Choice[] = results.map((r, i) => {
+        for (const r of runs) r.onToken = onFirstToken
+        const finishes = await Promise.all(runs.map((r) => r.finish(signal)))
+        const choices: Choice[] = runs.map((r, i) => {
           const prefix = echo ? jobs[i].prompt : ''
           return {
             text: prefix + r.text,
             index: jobs[i].index,
             logprobs: wantLogprobs ? logprobsOf(m, r.tokens, prefix.length) : null,
-            finish_reason: r.finish,
+            finish_reason: finishes[i],
           }
         })
-        const completion = results.reduce((a, r) => a + r.tokens.length, 0)
+        const completion = runs.reduce((a, r) => a + r.tokens.length, 0)
         ctx.metrics.tokens(m.name, usage(0).prompt_tokens, completion)
         Object.assign(res.locals.log, { prompt_tokens: usage(0).prompt_tokens, completion_tokens: completion, finish: choices.map((c) => c.finish_reason) })
         if (disconnected) return
@@ -281,7 +290,7 @@ export function completionsHandler(ctx: RouteContext) {
             send(chunk({ text: job.prompt, index: job.index, logprobs: null, finish_reason: null }))
             offset.at = job.prompt.length
           }
-          const r = await runChoice(streams[i], job.params.maxNewTokens, signal, (ev) => {
+          runs[i].onToken = (ev) => {
             if (ev.tokenId < 0) return
             onFirstToken()
             completion++
@@ -293,8 +302,8 @@ export function completionsHandler(ctx: RouteContext) {
             const lp = logprobsOf(m, [ev], offset.at)
             offset.at += text.length
             send(chunk({ text, index: job.index, logprobs: lp, finish_reason: null }))
-          })
-          send(chunk({ text: '', index: job.index, logprobs: null, finish_reason: r.finish }))
+          }
+          send(chunk({ text: '', index: job.index, logprobs: null, finish_reason: await runs[i].finish(signal) }))
         }))
         if (body.stream_options?.include_usage) {
           send({ id, object: 'text_completion', created, model: m.name, choices: [], usage: usage(completion) })

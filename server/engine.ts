@@ -19,11 +19,13 @@ export type ScoreResult = Score
 
 export interface Engine {
   /**
-   * Queues one generation and returns its events. Queuing happens in the call itself, so a full queue
-   * (HttpError 429) or a bad prompt (LmpError) throws before any response is written. The stream ends
-   * early, without a done event, when `signal` aborts.
+   * Queues one generation; `onEvent` gets each token event as soon as its step is done (synchronously, from
+   * the model's loop: it must be quick and must not throw). Queuing happens in the call itself, so a full
+   * queue (HttpError 429) or a bad prompt (LmpError) throws before any response is written. The promise
+   * resolves when the generation ends: after the done event, or early, without one, when `signal` aborts;
+   * it rejects when the model call fails.
    */
-  generate(m: ServedModel, prompt: string, params: GenerationParams, signal: AbortSignal): AsyncIterable<TokenEvent>
+  generate(m: ServedModel, prompt: string, params: GenerationParams, signal: AbortSignal, onEvent: (ev: TokenEvent) => void): Promise<void>
   score(m: ServedModel, text: string, opts: { perToken: boolean; alternatives?: number }, signal: AbortSignal): Promise<ScoreResult>
   /** How many more requests the model's queue takes now. */
   room(m: ServedModel): number
@@ -58,11 +60,12 @@ interface Slot {
   state: State | null
   /** Where this row's state sits in the output of the last forward call it took part in. */
   inBatch: { batch: Batch; row: number } | null
-  events: TokenEvent[]
-  /** Resolves the consumer waiting for the next event. */
-  wake: (() => void) | null
+  /** The consumer's callback. A callback, not an async iterator: a token then costs no promises. */
+  onEvent: (ev: TokenEvent) => void
   ended: boolean
   error?: unknown
+  /** Settles the promise generate() returned. */
+  settle: (error?: unknown) => void
   detach: () => void
 }
 
@@ -188,31 +191,23 @@ class Worker {
       s.state = null
       s.inBatch = { batch, row: b }
       const at = (b * seq + seq - 1) * vocab
-      let ev: TokenEvent
       try {
-        ev = s.gen.accept(out.logits.subarray(at, at + vocab))
+        s.onEvent(s.gen.accept(out.logits.subarray(at, at + vocab)))
       } catch (err) {
         s.error = err
         this.remove(s)
         return
       }
-      s.events.push(ev)
       if (s.gen.done) this.remove(s)
-      else wakeUp(s)
     })
   }
 }
 
-function wakeUp(slot: Slot): void {
-  const w = slot.wake
-  slot.wake = null
-  w?.()
-}
-
 function end(slot: Slot): void {
+  if (slot.ended) return
   slot.ended = true
   slot.detach()
-  wakeUp(slot)
+  slot.settle(slot.error)
 }
 
 /** Batch-1 states → one batch (batch on axis 0 of every entry). */
@@ -234,24 +229,6 @@ function rowState(slot: Slot): State {
     const size = s.data.length / rows
     return { data: rows === 1 ? s.data : s.data.slice(row * size, (row + 1) * size), dims: [1, ...s.dims.slice(1)] }
   })
-}
-
-async function* events(slot: Slot, cancel: () => void): AsyncGenerator<TokenEvent> {
-  try {
-    for (;;) {
-      const ev = slot.events.shift()
-      if (ev) {
-        yield ev
-        continue
-      }
-      if (slot.error !== undefined) throw slot.error
-      if (slot.ended) return
-      await new Promise<void>((resolve) => (slot.wake = resolve))
-    }
-  } finally {
-    // The consumer stopped reading (or the stream ended): free the slot.
-    if (!slot.ended) cancel()
-  }
 }
 
 export function createBatchingEngine(opts: EngineOptions): Engine {
@@ -276,20 +253,22 @@ export function createBatchingEngine(opts: EngineOptions): Engine {
     get running() { return total((w) => w.running.length) },
     room: (m) => worker(m).room(),
 
-    generate(m, prompt, params, signal) {
+    generate(m, prompt, params, signal, onEvent) {
       const w = worker(m)
       if (w.room() <= 0) throw new QueueFullError()
       const gen = new Generation(m.tokenizer, prompt, { ...params, maxSeqLen: m.manifest.maxSeqLen })
-      const slot: Slot = { gen, state: null, inBatch: null, events: [], wake: null, ended: false, detach: () => {} }
-      const cancel = () => w.remove(slot)
+      let settle: Slot['settle'] = () => {}
+      const ended = new Promise<void>((resolve, reject) => (settle = (err) => (err === undefined ? resolve() : reject(err))))
+      const slot: Slot = { gen, state: null, inBatch: null, onEvent, ended: false, settle, detach: () => {} }
       if (gen.done || signal.aborted) end(slot) // max_tokens 0, or already cancelled
       else {
         w.enqueue(slot)
+        const cancel = () => w.remove(slot)
         signal.addEventListener('abort', cancel, { once: true })
         // The listener goes when the generation ends, so a long-lived signal does not collect them.
         slot.detach = () => signal.removeEventListener('abort', cancel)
       }
-      return events(slot, cancel)
+      return ended
     },
 
     score(m, text, o, signal) {

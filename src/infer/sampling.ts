@@ -85,7 +85,7 @@ export function applyTemperature(logits: Float32Array, temperature: number): voi
 /** Keep the k largest logits; a logit equal to the k-th largest is kept too (as transformers does). */
 export function applyTopK(logits: Float32Array, k: number): void {
   if (k <= 0 || k >= logits.length) return
-  const kth = Float32Array.from(logits).sort()[logits.length - k] // typed-array sort is numeric
+  const kth = logits.slice().sort()[logits.length - k] // typed-array sort is numeric
   for (let i = 0; i < logits.length; i++) if (logits[i] < kth) logits[i] = -Infinity
 }
 
@@ -96,7 +96,7 @@ export function applyTopP(logits: Float32Array, p: number): void {
   const probs = softmax(logits)
   // Walk the probabilities from the largest down (a numeric typed-array sort, fast for big vocabularies)
   // until the mass reaches p; `threshold` is the crossing token's probability, `kept` the set's size.
-  const sorted = Float64Array.from(probs).sort()
+  const sorted = probs.slice().sort()
   let mass = 0
   let kept = 0
   let threshold = 0
@@ -157,7 +157,7 @@ export function drawFromLogits(logits: ArrayLike<number>, rng: Rng): number {
  * then greedy argmax, or temperature → top-k → top-p → draw.
  */
 export function pickToken(row: ArrayLike<number>, opts: ResolvedSampling, seenIds: Iterable<number>, rng: Rng): number {
-  const logits = Float32Array.from(row)
+  const logits = new Float32Array(row) // a copy (Float32Array.from walks an iterator: ~10× slower)
   maskSpecialTokens(logits)
   applyRepetitionPenalty(logits, seenIds, opts.repetitionPenalty)
   if (isGreedy(opts)) return argmax(logits)
