@@ -85,17 +85,19 @@ export function zeroStateTf(model: LanguageModel, batch: number): tf.Tensor[] {
  * The Transformer over rows of token ids [batch, S] in one pass: logits [batch, S, vocab] as one tensor
  * (slicing it per step is slow on wasm). With `cache` (key then value per layer, [batch, heads, past,
  * head_dim]; may be empty) the tokens follow the cache and the extended cache is returned; without it
- * (training) no cache is built.
+ * (training) no cache is built. `pastPadding`: slots at the start of each row's cache that hold no token
+ * (TransformerLM.forward).
  */
-export function forwardTransformerTf(model: TransformerLM, o: TfOps, ids: number[][], cache: tf.Tensor[] | null) {
+export function forwardTransformerTf(model: TransformerLM, o: TfOps, ids: number[][], cache: tf.Tensor[] | null, pastPadding?: number[]) {
   const steps = ids[0]?.length ?? 0
-  const pastLen = cache?.[0]?.shape[2] ?? 0
+  const pastLen = (cache?.[0]?.shape[2] ?? 0) - (pastPadding ? Math.min(...pastPadding) : 0)
   if (pastLen + steps > model.config.maxSeqLen) {
     throw new LmpError(`the Transformer has ${model.config.maxSeqLen} positions; got ${pastLen} cached + ${steps} new tokens`)
   }
   const idsT = tf.tensor2d(ids.flat(), [ids.length, steps], 'int32')
   const past = cache ? Array.from({ length: model.config.nLyr }, (_, l) => ({ key: cache[2 * l], value: cache[2 * l + 1] })) : null
-  const { logits, present, attentions } = model.forward(o, idsT, past)
+  const padding = pastPadding ? tf.tensor1d(pastPadding, 'int32') : null
+  const { logits, present, attentions } = model.forward(o, idsT, past, padding)
   return { logits: logits as tf.Tensor3D, state: present.flatMap((kv) => [kv.key, kv.value]), attentions }
 }
 
@@ -118,9 +120,10 @@ export function forwardTf(
   o: TfOps,
   ids: number[][],
   state?: tf.Tensor[],
+  pastPadding?: number[],
 ): { logits: tf.Tensor2D[] | tf.Tensor3D; state: tf.Tensor[] } {
   if (model.kind === 'transformer') {
-    const { logits, state: next } = forwardTransformerTf(model, o, ids, state ?? null)
+    const { logits, state: next } = forwardTransformerTf(model, o, ids, state ?? null, pastPadding)
     return { logits, state: next }
   }
   state ??= zeroStateTf(model, ids.length)

@@ -14,9 +14,9 @@ export function tfStepModel(model: LanguageModel, weights: Record<string, { shap
   return {
     manifest,
     initState: (batch: number) => zeroState(manifest, batch),
-    async forward(ids: number[][], state: State) {
+    async forward(ids: number[][], state: State, pastPadding?: number[]) {
       return tf.tidy(() => {
-        const { logits, state: next } = forwardTf(model, o, ids, state.map((s) => tf.tensor(s.data, s.dims)))
+        const { logits, state: next } = forwardTf(model, o, ids, state.map((s) => tf.tensor(s.data, s.dims)), pastPadding)
         // Recurrent models give per-step logits [batch, vocab]: stacked to [batch, steps, vocab] as the
         // ONNX graph returns them. The Transformer's are [batch, steps, vocab] already.
         const all = Array.isArray(logits) ? tf.stack(logits, 1) : logits

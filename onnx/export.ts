@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto'
 import { mkdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { writeFileAtomic } from '../src/io/atomic.ts'
-import type { Manifest } from '../src/infer/types.ts'
+import { PAST_PADDING, type Manifest } from '../src/infer/types.ts'
 import type { LanguageModel } from '../models/lm.ts'
 import type { RecurrentLM } from '../models/rnn.ts'
 import type { TransformerLM } from '../models/transformer.ts'
@@ -16,7 +16,7 @@ export const IR_VERSION = 8
 
 const stateName = (io: 'in' | 'out', layer: number, name: string) => `state_${io}.${layer}.${name}`
 
-/** Export choices that change the graph, never its inputs, outputs or numbers (beyond rounding). */
+/** Export choices that change the graph, never its numbers (beyond rounding). */
 export interface ExportOptions {
   /** Use the standard ONNX LSTM/GRU op where a layer's cell equals it (default true); false keeps the Scan. */
   fused?: boolean
@@ -25,6 +25,11 @@ export interface ExportOptions {
    * true; see embeddedVocabulary); false computes it per position.
    */
   vocabularyTable?: boolean
+  /**
+   * The Transformer's `past_padding` input (default true); false leaves it out, as graphs exported before
+   * it were: rows whose caches differ in length then never share a call (tests, before/after bench).
+   */
+  pastPadding?: boolean
 }
 
 /**
@@ -278,8 +283,11 @@ const presentName = (layer: number, kv: 'key' | 'value') => `present.${layer}.${
  * `logits`, `present.{i}.key|value` [batch, heads, past+sequence, head_dim] and the attention
  * probabilities `attentions.{i}` [batch, heads, sequence, past+sequence] out. Positions start at the
  * past length, read from the cache's shape, so a generated token costs one position of attention.
+ * `past_padding` [batch] (int64, zeros for a lone row) says how many of each row's first cache slots hold
+ * no token: rows whose caches differ in length share a call with their caches aligned at the end, the
+ * slots before masked out of attention and not counted as positions (the server's batches).
  */
-export function transformerGraph(model: TransformerLM, weights: Weights): GraphDef {
+export function transformerGraph(model: TransformerLM, weights: Weights, options: ExportOptions = {}): GraphDef {
   const root = new GraphBuilder(weights)
   const o = new OnnxOps(root)
   const c = model.config
@@ -289,7 +297,8 @@ export function transformerGraph(model: TransformerLM, weights: Weights): GraphD
     key: root.input(pastName(l, 'key'), 'float32', pastShape),
     value: root.input(pastName(l, 'value'), 'float32', pastShape),
   }))
-  const { logits, present, attentions } = model.forward(o, ids, past)
+  const padding = options.pastPadding === false ? null : root.input(PAST_PADDING, 'int64', ['batch'])
+  const { logits, present, attentions } = model.forward(o, ids, past, padding)
   root.output(logits, 'logits', 'float32', ['batch', 'sequence', c.vocabSize])
   const presentShape = ['batch', c.nHead, 'past+sequence', model.headDim]
   present.forEach((kv, l) => {
@@ -316,7 +325,7 @@ function manifestState(model: LanguageModel): Manifest['state'] {
 
 /** The graph and its manifest (without the checksum, which depends on the serialized bytes). */
 export function buildExport(model: LanguageModel, weights: Weights, checkpoint?: number, options: ExportOptions = {}) {
-  const graph = model.kind === 'transformer' ? transformerGraph(model, weights) : recurrentGraph(model, weights, options)
+  const graph = model.kind === 'transformer' ? transformerGraph(model, weights, options) : recurrentGraph(model, weights, options)
   const manifest: Omit<Manifest, 'sha256'> = {
     format: 'lmp-onnx',
     version: 1,

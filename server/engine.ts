@@ -4,12 +4,15 @@
 // step together, a call's output state is the next call's input as it is), and join or leave between steps.
 //
 // Two rows can share a call only when that cannot change what either computes: they feed the same number
-// of tokens and their states have the same shape apart from the batch axis. For recurrent models that
-// means prompts of equal length are prefilled together and all one-token decode steps are batched (no
-// padding ever touches a row's state); for Transformers the KV caches' 'past' lengths must also agree.
+// of tokens, and their states have the same shape apart from the batch axis, or differ only in how many
+// tokens a Transformer's key/value cache holds when its graph takes PAST_PADDING (src/infer/batch.ts:
+// caches aligned at the end, the slots in front masked out). So prompts of equal length are prefilled
+// together and all one-token decode steps are batched, requests joining and leaving between steps; a
+// Transformer exported before PAST_PADDING batches only rows whose caches have the same length.
 import { Generation, type GenerateOptions, type GenerationEvent } from '../src/infer/generate.ts'
 import { scoreText, type Score } from '../src/infer/perplexity.ts'
-import type { State } from '../src/infer/types.ts'
+import { pastAxes, stackRows, takeRow, type RowState } from '../src/infer/batch.ts'
+import { PAST_PADDING, type State } from '../src/infer/types.ts'
 import { HttpError } from './errors.ts'
 import type { ServedModel } from './models.ts'
 
@@ -69,10 +72,11 @@ interface Slot {
   detach: () => void
 }
 
-/** One forward call's rows and its output state (batch on axis 0). */
+/** One forward call's rows and its output state (batch on axis 0), each row's cache padding. */
 interface Batch {
   rows: Slot[]
   state: State
+  padding: number[]
 }
 
 interface Job {
@@ -84,15 +88,18 @@ class Worker {
   readonly waiting: (Slot | Job)[] = []
   readonly running: Slot[] = []
   private looping = false
-  /** Whether some state entry has a dim besides the batch that grows (a KV cache's 'past'). */
-  private readonly growingState: boolean
+  /** Per state entry, the axis that grows (a key/value cache's 'past'), or -1. */
+  private readonly pastAxes: number[]
+  /** Whether rows whose caches differ in length can share a call (the graph takes PAST_PADDING). */
+  private readonly padded: boolean
 
   constructor(
     readonly m: ServedModel,
     private readonly opts: EngineOptions,
     private readonly changed: () => void,
   ) {
-    this.growingState = m.manifest.state.some((s) => s.shape.some((d, i) => i > 0 && typeof d === 'string'))
+    this.pastAxes = pastAxes(m.manifest)
+    this.padded = m.manifest.inputs.some((i) => i.name === PAST_PADDING)
   }
 
   get load(): number {
@@ -150,10 +157,12 @@ class Worker {
         slot.state = this.m.model.initState(1)
         slot.inBatch = null
       }
-      // Recurrent states never change shape: the number of tokens fed is the whole key.
+      // Recurrent states never change shape, and padded caches need not agree: the number of tokens fed
+      // is then the whole key.
       const fed = slot.gen.inputIds.length
-      const dims = (slot.state ?? slot.inBatch!.batch.state).map((s) => s.dims.slice(1).join('x')).join(',')
-      const key = this.growingState ? `${fed}|${dims}` : fed
+      const key = this.padded || this.pastAxes.every((a) => a < 0)
+        ? fed
+        : `${fed}|${(slot.state ?? slot.inBatch!.batch.state).map((s) => s.dims.slice(1).join('x')).join(',')}`
       const group = groups.get(key)
       if (group) group.push(slot)
       else groups.set(key, [slot])
@@ -165,16 +174,26 @@ class Worker {
     }
   }
 
+  /** A row's own state (batch 1): its own, or its row of the last batch it was in, padding and all. */
+  private rowState(slot: Slot): RowState {
+    if (slot.state) return { state: slot.state, padding: 0 }
+    const { batch, row } = slot.inBatch!
+    if (batch.rows.length === 1) return { state: batch.state, padding: batch.padding[0] }
+    return { state: takeRow(this.pastAxes, batch.state, batch.rows.length, row, batch.padding[row]), padding: 0 }
+  }
+
   private async forward(rows: Slot[]): Promise<void> {
     const ids = rows.map((s) => s.gen.inputIds)
     const started = performance.now()
     let out: { logits: Float32Array; state: State }
+    let input: { state: State; padding: number[] }
     try {
       // The same rows in the same order as the call that made their states (steady decoding): that call's
       // output is this one's input as it is. Otherwise the rows' states are gathered into a new batch.
       const last = rows[0].inBatch?.batch
       const same = last !== undefined && last.rows.length === rows.length && rows.every((s, i) => s.inBatch?.batch === last && s.inBatch.row === i)
-      out = await this.m.model.forward(ids, same ? last.state : concatRows(rows.map(rowState)))
+      input = same ? last : stackRows(this.pastAxes, rows.map((s) => this.rowState(s)))
+      out = await this.m.model.forward(ids, input.state, this.padded ? input.padding : undefined)
     } catch (err) {
       for (const s of rows) {
         s.error = err
@@ -185,7 +204,7 @@ class Worker {
     this.opts.onForward?.(this.m.name, rows.length, (performance.now() - started) / 1000)
     const seq = ids[0].length
     const vocab = out.logits.length / (rows.length * seq)
-    const batch: Batch = { rows, state: out.state }
+    const batch: Batch = { rows, state: out.state, padding: input.padding }
     rows.forEach((s, b) => {
       if (s.ended) return // cancelled while the call ran
       s.state = null
@@ -210,26 +229,6 @@ function end(slot: Slot): void {
   slot.settle(slot.error)
 }
 
-/** Batch-1 states → one batch (batch on axis 0 of every entry). */
-function concatRows(states: State[]): State {
-  if (states.length === 1) return states[0]
-  return states[0].map((first, i) => {
-    const data = new Float32Array(first.data.length * states.length)
-    states.forEach((s, b) => data.set(s[i].data, b * first.data.length))
-    return { data, dims: [states.length, ...first.dims.slice(1)] }
-  })
-}
-
-/** A row's own state (batch 1): its own, or a copy of its row of the last batch it was in. */
-function rowState(slot: Slot): State {
-  if (slot.state) return slot.state
-  const { batch, row } = slot.inBatch!
-  const rows = batch.rows.length
-  return batch.state.map((s) => {
-    const size = s.data.length / rows
-    return { data: rows === 1 ? s.data : s.data.slice(row * size, (row + 1) * size), dims: [1, ...s.dims.slice(1)] }
-  })
-}
 
 export function createBatchingEngine(opts: EngineOptions): Engine {
   const workers = new Map<ServedModel, Worker>()

@@ -1,6 +1,6 @@
 // A StepModel over an ONNX Runtime session. onnxruntime-node and onnxruntime-web share this API, so the
 // server, the CLI and the page run the same code; the caller passes in whichever `ort` it has.
-import type { Manifest, State, StepModel } from './types.ts'
+import { PAST_PADDING, type Manifest, type State, type StepModel } from './types.ts'
 
 // The few parts of onnxruntime-common we use (so this file needs neither runtime as a dependency).
 interface OrtTensor { data: unknown; dims: readonly number[] }
@@ -40,10 +40,11 @@ export async function loadOrtModel(ort: OrtLike, modelBytes: Uint8Array, manifes
     graphOptimizationLevel: 'all',
     ...(opts.numThreads ? { intraOpNumThreads: opts.numThreads } : {}),
   })
+  const padded = manifest.inputs.some((i) => i.name === PAST_PADDING)
   return {
     manifest,
     initState: (batch: number) => zeroState(manifest, batch),
-    async forward(ids: number[][], state: State) {
+    async forward(ids: number[][], state: State, pastPadding?: number[]) {
       const batch = ids.length
       const steps = ids[0]?.length ?? 0
       if (batch === 0 || steps === 0) throw new Error('forward needs at least one row with at least one token')
@@ -54,6 +55,11 @@ export async function loadOrtModel(ort: OrtLike, modelBytes: Uint8Array, manifes
       })
       const feeds: Record<string, OrtTensor> = { input_ids: new ort.Tensor('int64', flat, [batch, steps]) }
       manifest.state.forEach((s, i) => (feeds[s.input] = new ort.Tensor('float32', state[i].data, state[i].dims)))
+      if (padded) {
+        const padding = new BigInt64Array(batch)
+        pastPadding?.forEach((n, b) => (padding[b] = BigInt(n)))
+        feeds[PAST_PADDING] = new ort.Tensor('int64', padding, [batch])
+      }
       const out = await session.run(feeds)
       return {
         logits: out.logits.data as Float32Array,

@@ -27,6 +27,12 @@ export interface TensorSpec {
   shape: (number | string)[] // symbolic dims as strings: 'batch', 'sequence', 'past'
 }
 
+/**
+ * The Transformer graph's int64 [batch] input: how many of each row's first cache slots hold no token
+ * (onnx/export.ts transformerGraph). Zeros unless rows with caches of different lengths share a call.
+ */
+export const PAST_PADDING = 'past_padding'
+
 /** Carried state of a batch: one float32 array per manifest.state entry, with its shape. */
 export type State = { data: Float32Array; dims: number[] }[]
 
@@ -37,6 +43,10 @@ export type State = { data: Float32Array; dims: number[] }[]
 export interface StepModel {
   manifest: Manifest
   initState(batch: number): State
-  forward(ids: number[][], state: State): Promise<{ logits: Float32Array; state: State }>
+  /**
+   * `pastPadding` (one per row; models whose manifest has a PAST_PADDING input): how many of each row's
+   * first cache slots are padding. Zeros when not given.
+   */
+  forward(ids: number[][], state: State, pastPadding?: number[]): Promise<{ logits: Float32Array; state: State }>
   release?(): Promise<void>
 }

@@ -8,17 +8,17 @@ import path from 'node:path'
 import { demoSamples } from '../../src/data/demo.ts'
 import { createTokenizer } from '../../src/tokenizer/index.ts'
 import { saveTokenizer } from '../../src/tokenizer/io.ts'
-import { createModel, initWeights, MODEL_DEFAULTS } from '../../models/lm.ts'
+import { createModel, initWeights, MODEL_DEFAULTS, type ModelConfig } from '../../models/lm.ts'
 import { exportToDir } from '../../onnx/export.ts'
 import type { Manifest } from '../../src/infer/types.ts'
 
 /** Writes ROOT/NAME/{tokenizer.json, onnx/...}; returns the experiment folder and the manifest.
- * `sizes` overrides the tiny dimensions (the server benchmark uses a wider model). */
+ * `sizes` overrides the tiny dimensions, or the architecture (`{ model: 'Transformer', ... }`). */
 export async function writeExportedModel(
   root: string,
   name = 'tiny',
   seed = 1,
-  sizes: { dEmb?: number; nBlk?: number; dBlk?: number; nLyr?: number } = {},
+  sizes: Partial<ModelConfig> = {},
 ): Promise<{ dir: string; manifest: Manifest }> {
   const dir = path.join(root, name)
   mkdirSync(dir, { recursive: true })
