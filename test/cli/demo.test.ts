@@ -1,9 +1,9 @@
 // The README's main command, as a new user runs it: `lmp demo` with its defaults trains, exports, scores,
 // generates and serves; the demo model reaches test perplexity <= 1.6; the printed URL serves a page that
-// generates the same text in Chromium; SIGTERM stops it cleanly.
+// generates the same text in Chromium; `npm run demo` builds that page first; SIGTERM stops it cleanly.
 import t from 'tap'
-import { spawn } from 'node:child_process'
-import { mkdirSync } from 'node:fs'
+import { spawn, spawnSync } from 'node:child_process'
+import { existsSync, mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { generateOnPage, launch, missingBrowser, waitForState } from '../web/browser.ts'
@@ -72,6 +72,14 @@ t.test('the printed URL serves a page that generates the same text in Chromium',
   t.equal(got.text, generated, 'the page\'s greedy text = the demo\'s')
   mkdirSync(join(repo, 'test-output'), { recursive: true })
   await page.screenshot({ path: join(repo, 'test-output', 'demo-page.png'), fullPage: true })
+})
+
+t.test('`npm run demo` (the README\'s command) builds the page before it runs lmp demo', async (t) => {
+  // On a fresh clone nothing else has built web/dist; without it the printed URL would answer 503.
+  const r = spawnSync('npm', ['run', 'demo', '--silent', '--', '--help'], { cwd: repo, encoding: 'utf8', timeout: 60_000 })
+  t.equal(r.status, 0, r.stderr)
+  t.match(r.stdout, /^build:web: web\/dist in \d+ ms\nUsage: lmp demo/m, 'the page is built, then the demo runs')
+  t.ok(existsSync(join(repo, 'web', 'dist', 'index.html')) && existsSync(join(repo, 'web', 'dist', 'worker.js')), 'web/dist holds the page and its worker')
 })
 
 t.test('SIGTERM stops the demo cleanly', async (t) => {
