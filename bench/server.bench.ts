@@ -2,8 +2,8 @@
 // HTTP loops in this process. Three models: the demo model (LSTM, 128 units, trained 50 steps), whose
 // forward call (~60 µs) is smaller than the per-token costs around it (socket writes, sampling, JSON); an
 // LSTM of 1,024 units (trained 2 steps), whose forward call dominates; MEASURED.md's reference GPT (2 blocks,
-// d_model 128; trained 2 steps), also exported without the past_padding input that lets requests of
-// different lengths share its calls (the way it was before). Reports (JSON lines):
+// d_model 128; trained 2 steps), also exported without the attention_mask and position_ids inputs that
+// let requests of different lengths share its calls (the way it was before). Reports (JSON lines):
 //   - streaming generation tokens/s of one client and of 16 concurrent clients (batched decode steps),
 //     and their ratio (issue 5 asks for >= 6; the bench fails below that on the 1,024-unit model); on the
 //     demo model also with every token in its own socket write (--stream-flush-ms 0), the way it was before;
@@ -89,7 +89,7 @@ function buildGptModel(root: string): string {
   return path.join(root, 'gpt')
 }
 
-/** The same checkpoint exported without the past_padding input, as before it (ExportOptions.pastPadding). */
+/** The same checkpoint exported without attention_mask and position_ids, as before them (ExportOptions.attentionMask). */
 async function exportUnpadded(root: string, from: string): Promise<string> {
   cpSync(from, path.join(root, 'gpt-unpadded'), { recursive: true })
   process.env.LMP_EXP_DIR = root
@@ -97,7 +97,7 @@ async function exportUnpadded(root: string, from: string): Promise<string> {
   const { exportToDir } = await import('../onnx/export.ts')
   const exp = openExperiment('gpt-unpadded')
   const { model, weights, step } = await loadCheckpoint(exp, -1)
-  await exportToDir(model, weights, exp.dir, step, { pastPadding: false })
+  await exportToDir(model, weights, exp.dir, step, { attentionMask: false })
   return exp.dir
 }
 
@@ -293,11 +293,11 @@ try {
     const large = await compareClients(server, 'LSTM-2000, 1,024 units', 25, 10)
     if (large.ratio < 6 || large.failed > 0) exitCode = 1
     await stopServer()
-    // The Transformer: rows whose caches hold different numbers of tokens share calls (past_padding); the
+    // The Transformer: rows whose caches hold different numbers of tokens share calls (attention_mask); the
     // same checkpoint exported without that input batches only rows whose caches are equally long.
     const gpt = buildGptModel(own)
     const unpadded = await exportUnpadded(own, gpt)
-    for (const [dir, variant] of [[gpt, undefined], [unpadded, 'without past_padding: only equal cache lengths share a call (before)']] as const) {
+    for (const [dir, variant] of [[gpt, undefined], [unpadded, 'without attention_mask: only equal cache lengths share a call (before)']] as const) {
       server = await startServe(dir)
       const r = await compareClients(server, 'Transformer, 2 layers, d_model 128', 25, 10, variant)
       if (r.failed > 0) exitCode = 1

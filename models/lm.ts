@@ -2,6 +2,7 @@
 // evaluation and the consistency tests.
 import * as tf from '@tensorflow/tfjs-core'
 import { LmpError } from '../src/errors.ts'
+import { maskAndPositions } from '../src/infer/batch.ts'
 import { PAD_ID } from '../src/tokenizer/index.ts'
 import { RecurrentLM, RNN_NAMES, type RnnConfig, type ParamSpec } from './rnn.ts'
 import { TransformerLM, TRANSFORMER_NAMES, type TransformerConfig } from './transformer.ts'
@@ -96,8 +97,12 @@ export function forwardTransformerTf(model: TransformerLM, o: TfOps, ids: number
   }
   const idsT = tf.tensor2d(ids.flat(), [ids.length, steps], 'int32')
   const past = cache ? Array.from({ length: model.config.nLyr }, (_, l) => ({ key: cache[2 * l], value: cache[2 * l + 1] })) : null
-  const padding = pastPadding ? tf.tensor1d(pastPadding, 'int32') : null
-  const { logits, present, attentions } = model.forward(o, idsT, past, padding)
+  let rows: { positions: tf.Tensor; attentionMask: tf.Tensor } | null = null
+  if (pastPadding) {
+    const { mask, positions } = maskAndPositions(cache?.[0]?.shape[2] ?? 0, steps, pastPadding)
+    rows = { positions: tf.tensor2d(positions, [ids.length, steps], 'int32'), attentionMask: tf.tensor2d(mask, [ids.length, mask.length / ids.length], 'int32') }
+  }
+  const { logits, present, attentions } = model.forward(o, idsT, past, rows)
   return { logits: logits as tf.Tensor3D, state: present.flatMap((kv) => [kv.key, kv.value]), attentions }
 }
 

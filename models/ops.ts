@@ -25,15 +25,11 @@ export interface Ops<T> {
   /**
    * Causal additive mask on attention scores [batch, heads, S, P+S] (queries are the last S of P+S
    * positions, P read from the shapes): adds -1e9 where key j lies after query i, that is j > P + i, and,
-   * given `padding` (int [batch]), where j < padding[b]: row b's first cache slots hold no token (a batch
-   * of rows whose caches have different lengths, aligned at the end).
+   * given `attentionMask` (int [batch, P+S]: 1 where a key holds a token, 0 where not), where it is 0.
    */
-  causalMask(scores: T, padding?: T | null): T
-  /**
-   * Integer positions of token ids [batch, S] that follow a cache `past` [batch, heads, P, dh]: P .. P+S-1
-   * as [S]; given `padding`, P - padding[b] .. as [batch, S] (the padded slots are not positions).
-   */
-  positions(ids: T, past: T | null, padding?: T | null): T
+  causalMask(scores: T, attentionMask?: T | null): T
+  /** Integer positions [S] of token ids [batch, S] that follow a cache `past` [batch, heads, P, dh]: P .. P+S-1. */
+  positions(ids: T, past: T | null): T
   layerNorm(x: T, gain: T, bias: T, eps: number): T // over the last axis
   /** Rows of `table` [V, d] picked by integer `ids` [...]: the result is [..., d]. */
   embed(table: T, ids: T): T

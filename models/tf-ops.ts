@@ -304,21 +304,19 @@ export class TfOps implements Ops<tf.Tensor> {
     return tf.mul(x, tf.sigmoid(z2))
   }
   softmax(x: tf.Tensor) { return tf.softmax(x) }
-  causalMask(scores: tf.Tensor, padding: tf.Tensor | null = null) {
+  causalMask(scores: tf.Tensor, attentionMask: tf.Tensor | null = null) {
     const s = scores.shape[scores.rank - 2]!
     const total = scores.shape[scores.rank - 1]!
     const past = total - s
     const mask = new Float32Array(s * total)
     for (let i = 0; i < s; i++) mask.fill(-1e9, i * total + past + i + 1, (i + 1) * total)
     const masked = tf.add(scores, tf.tensor2d(mask, [s, total]))
-    if (!padding) return masked
-    const isPad = tf.less(tf.range(0, total, 1, 'int32').expandDims(0), tf.cast(padding, 'int32').expandDims(1)) // [batch, T]
-    return tf.add(masked, tf.where(isPad, -1e9, 0).reshape([-1, 1, 1, total]))
+    if (!attentionMask) return masked
+    return tf.add(masked, tf.where(tf.equal(attentionMask, 0), -1e9, 0).reshape([-1, 1, 1, total]))
   }
-  positions(ids: tf.Tensor, past: tf.Tensor | null, padding: tf.Tensor | null = null) {
+  positions(ids: tf.Tensor, past: tf.Tensor | null) {
     const start = past ? past.shape[2]! : 0
-    const range = tf.range(start, start + ids.shape[1]!, 1, 'int32')
-    return padding ? tf.sub(range.expandDims(0), tf.cast(padding, 'int32').expandDims(1)) : range
+    return tf.range(start, start + ids.shape[1]!, 1, 'int32')
   }
   layerNorm(x: tf.Tensor, gain: tf.Tensor, bias: tf.Tensor, eps: number) {
     const { mean, variance } = tf.moments(x, -1, true)

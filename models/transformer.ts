@@ -95,12 +95,13 @@ export class TransformerLM {
   /**
    * Token ids [batch, S] (following `past`, when given) → logits [batch, S, vocab], the extended cache
    * (only when `past` is given: training needs none) and each layer's attention probabilities
-   * [batch, heads, S, past+S]. `padding` (int [batch]): how many of each row's first cache slots hold no
-   * token, when rows with caches of different lengths share a call (see Ops.causalMask).
+   * [batch, heads, S, past+S]. `rows` gives each row its own positions (int [batch, S]) and which cache slots
+   * hold its tokens (attention mask, int [batch, past+S], 0 for a slot that holds none): rows whose caches
+   * hold different numbers of tokens then share a call; without it positions follow the cache's length.
    */
-  forward<T>(o: Ops<T>, ids: T, past: KeyValue<T>[] | null, padding: T | null = null): { logits: T; present: KeyValue<T>[]; attentions: T[] } {
+  forward<T>(o: Ops<T>, ids: T, past: KeyValue<T>[] | null, rows: { positions: T; attentionMask: T } | null = null): { logits: T; present: KeyValue<T>[]; attentions: T[] } {
     const c = this.config
-    const positions = o.positions(ids, past ? past[0].key : null, padding)
+    const positions = rows ? rows.positions : o.positions(ids, past ? past[0].key : null)
     const table = c.positions === 'learned' ? o.param('wpe.weight') : o.constant(sinusoidTable(c.maxSeqLen, c.dModel), [c.maxSeqLen, c.dModel])
     let h = o.dropout(o.add(o.embed(o.param('wte.weight'), ids), o.embed(table, positions)), c.p)
     const present: KeyValue<T>[] = []
@@ -109,7 +110,7 @@ export class TransformerLM {
       const pre = `h.${l}`
       const ln = (x: T, name: string) => o.layerNorm(x, o.param(`${pre}.${name}.weight`), o.param(`${pre}.${name}.bias`), LN_EPS)
       const attn = (x: T) => {
-        const out = this.attention(o, l, x, past ? past[l] : null, padding)
+        const out = this.attention(o, l, x, past ? past[l] : null, rows?.attentionMask ?? null)
         attentions.push(out.probs)
         if (out.present) present.push(out.present)
         return o.dropout(out.y, c.p)
@@ -129,7 +130,7 @@ export class TransformerLM {
   }
 
   /** Masked multi-head self-attention of layer l over x [B, S, d], after the layer's cache (if any). */
-  attention<T>(o: Ops<T>, l: number, x: T, past: KeyValue<T> | null, padding: T | null = null): { y: T; probs: T; present: KeyValue<T> | null } {
+  attention<T>(o: Ops<T>, l: number, x: T, past: KeyValue<T> | null, attentionMask: T | null = null): { y: T; probs: T; present: KeyValue<T> | null } {
     const c = this.config
     const d = c.dModel
     const pre = `h.${l}.attn`
@@ -152,7 +153,7 @@ export class TransformerLM {
       keysT = o.transpose(k, [0, 2, 3, 1])
       values = v
     }
-    const probs = o.softmax(o.causalMask(o.matMul(q, keysT), padding))
+    const probs = o.softmax(o.causalMask(o.matMul(q, keysT), attentionMask))
     const heads = o.matMul(o.dropout(probs, c.p), values) // [B, H, S, Dh]
     const merged = o.reshape(o.transpose(heads, [0, 2, 1, 3]), [0, 0, d])
     const y = o.add(o.matMul(merged, o.param(`${pre}.c_proj.weight`)), o.param(`${pre}.c_proj.bias`))

@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto'
 import { mkdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { writeFileAtomic } from '../src/io/atomic.ts'
-import { PAST_PADDING, type Manifest } from '../src/infer/types.ts'
+import { ATTENTION_MASK, POSITION_IDS, type Manifest } from '../src/infer/types.ts'
 import type { LanguageModel } from '../models/lm.ts'
 import type { RecurrentLM } from '../models/rnn.ts'
 import type { TransformerLM } from '../models/transformer.ts'
@@ -26,10 +26,11 @@ export interface ExportOptions {
    */
   vocabularyTable?: boolean
   /**
-   * The Transformer's `past_padding` input (default true); false leaves it out, as graphs exported before
-   * it were: rows whose caches differ in length then never share a call (tests, before/after bench).
+   * The Transformer's `attention_mask` and `position_ids` inputs (default true); false leaves them out, as
+   * graphs exported before them were: positions follow the cache's length, and rows whose caches hold
+   * different numbers of tokens never share a call (tests, before/after bench).
    */
-  pastPadding?: boolean
+  attentionMask?: boolean
 }
 
 /**
@@ -283,9 +284,9 @@ const presentName = (layer: number, kv: 'key' | 'value') => `present.${layer}.${
  * `logits`, `present.{i}.key|value` [batch, heads, past+sequence, head_dim] and the attention
  * probabilities `attentions.{i}` [batch, heads, sequence, past+sequence] out. Positions start at the
  * past length, read from the cache's shape, so a generated token costs one position of attention.
- * `past_padding` [batch] (int64, zeros for a lone row) says how many of each row's first cache slots hold
- * no token: rows whose caches differ in length share a call with their caches aligned at the end, the
- * slots before masked out of attention and not counted as positions (the server's batches).
+ * With `attention_mask` [batch, past+sequence] and `position_ids` [batch, sequence] (int64; see
+ * ATTENTION_MASK) rows whose caches hold different numbers of tokens share a call, their caches aligned at
+ * the end and the empty slots in front masked out of attention (the server's batches).
  */
 export function transformerGraph(model: TransformerLM, weights: Weights, options: ExportOptions = {}): GraphDef {
   const root = new GraphBuilder(weights)
@@ -297,8 +298,11 @@ export function transformerGraph(model: TransformerLM, weights: Weights, options
     key: root.input(pastName(l, 'key'), 'float32', pastShape),
     value: root.input(pastName(l, 'value'), 'float32', pastShape),
   }))
-  const padding = options.pastPadding === false ? null : root.input(PAST_PADDING, 'int64', ['batch'])
-  const { logits, present, attentions } = model.forward(o, ids, past, padding)
+  const rows = options.attentionMask === false ? null : {
+    attentionMask: root.input(ATTENTION_MASK, 'int64', ['batch', 'past+sequence']),
+    positions: root.input(POSITION_IDS, 'int64', ['batch', 'sequence']),
+  }
+  const { logits, present, attentions } = model.forward(o, ids, past, rows)
   root.output(logits, 'logits', 'float32', ['batch', 'sequence', c.vocabSize])
   const presentShape = ['batch', c.nHead, 'past+sequence', model.headDim]
   present.forEach((kv, l) => {

@@ -90,7 +90,7 @@ export class OnnxOps implements Ops<string> {
   private one(op: string, inputs: string[], attrs?: Record<string, AttrValue>) { return this.g.node(op, inputs, attrs)[0] }
   private ints(values: number[]) { return this.g.constant('int64', values, [values.length]) }
   private scalar(v: number) { return this.g.constant('float32', [v], []) }
-  private readonly masks = new Map<string, string>() // causalMask's, by padding input
+  private readonly masks = new Map<string, string>() // causalMask's, by attention mask input
 
   param(name: string) { return this.g.param(name) }
   constant(values: number[], shape: number[]) { return this.g.constant('float32', values, shape) }
@@ -110,10 +110,10 @@ export class OnnxOps implements Ops<string> {
     return this.mul(x, this.sigmoid(z2))
   }
   softmax(x: string) { return this.one('Softmax', [x], { axis: { i: -1 } }) }
-  causalMask(scores: string, padding: string | null = null) {
+  causalMask(scores: string, attentionMask: string | null = null) {
     // Every layer's scores have the same shape, so the mask is built once (from the first layer's) and
     // each layer adds it: one node a layer rather than a dozen.
-    const key = padding ?? ''
+    const key = attentionMask ?? ''
     let mask = this.masks.get(key)
     if (!mask) {
       // From the scores' own shape [..., S, T] (T = past + S): mask[i, j] = -1e9 where j > (T - S) + i.
@@ -123,24 +123,21 @@ export class OnnxOps implements Ops<string> {
       const zero = this.g.constant('int64', [0], [])
       const one = this.g.constant('int64', [1], [])
       const lastVisible = this.one('Add', [this.one('Range', [zero, s, one]), this.one('Sub', [t, s])]) // [S]
-      const keys = this.one('Range', [zero, t, one]) // [T]
-      const future = this.one('Greater', [keys, this.one('Unsqueeze', [lastVisible, this.ints([1])])]) // [S, T]
+      const future = this.one('Greater', [this.one('Range', [zero, t, one]), this.one('Unsqueeze', [lastVisible, this.ints([1])])]) // [S, T]
       mask = this.one('Where', [future, this.scalar(-1e9), this.scalar(0)])
-      if (padding) {
-        // Key j of row b is padding when j < padding[b]: [batch, T] → [batch, 1, 1, T] over heads and queries.
-        const isPad = this.one('Less', [this.one('Unsqueeze', [keys, this.ints([0])]), this.one('Unsqueeze', [padding, this.ints([1])])])
-        mask = this.add(mask, this.one('Unsqueeze', [this.one('Where', [isPad, this.scalar(-1e9), this.scalar(0)]), this.ints([1, 2])]))
+      if (attentionMask) {
+        // [batch, T], 0 where a key holds no token → -1e9, as [batch, 1, 1, T] over heads and queries.
+        const empty = this.one('Equal', [attentionMask, this.g.constant('int64', [0], [])])
+        mask = this.add(mask, this.one('Unsqueeze', [this.one('Where', [empty, this.scalar(-1e9), this.scalar(0)]), this.ints([1, 2])]))
       }
       this.masks.set(key, mask)
     }
     return this.add(scores, mask)
   }
-  positions(ids: string, past: string | null, padding: string | null = null) {
+  positions(ids: string, past: string | null) {
     const len = (x: string, axis: number) => this.one('Gather', [this.one('Shape', [x]), this.g.constant('int64', [axis], [])], { axis: { i: 0 } })
     const start = past ? len(past, 2) : this.g.constant('int64', [0], [])
-    const range = this.one('Range', [start, this.add(start, len(ids, 1)), this.g.constant('int64', [1], [])])
-    if (!padding) return range
-    return this.sub(this.one('Unsqueeze', [range, this.ints([0])]), this.one('Unsqueeze', [padding, this.ints([1])])) // [batch, S]
+    return this.one('Range', [start, this.add(start, len(ids, 1)), this.g.constant('int64', [1], [])])
   }
   layerNorm(x: string, gain: string, bias: string, eps: number) {
     return this.one('LayerNormalization', [x, gain, bias], { axis: { i: -1 }, epsilon: { f: eps } })

@@ -5,14 +5,14 @@
 //
 // Two rows can share a call only when that cannot change what either computes: they feed the same number
 // of tokens, and their states have the same shape apart from the batch axis, or differ only in how many
-// tokens a Transformer's key/value cache holds when its graph takes PAST_PADDING (src/infer/batch.ts:
+// tokens a Transformer's key/value cache holds when its graph takes ATTENTION_MASK (src/infer/batch.ts:
 // caches aligned at the end, the slots in front masked out). So prompts of equal length are prefilled
 // together and all one-token decode steps are batched, requests joining and leaving between steps; a
-// Transformer exported before PAST_PADDING batches only rows whose caches have the same length.
+// Transformer exported before ATTENTION_MASK batches only rows whose caches have the same length.
 import { Generation, type GenerateOptions, type GenerationEvent } from '../src/infer/generate.ts'
 import { scoreText, type Score } from '../src/infer/perplexity.ts'
 import { pastAxes, stackRows, takeRow, type RowState } from '../src/infer/batch.ts'
-import { PAST_PADDING, type State } from '../src/infer/types.ts'
+import { ATTENTION_MASK, type State } from '../src/infer/types.ts'
 import { HttpError } from './errors.ts'
 import type { ServedModel } from './models.ts'
 
@@ -90,7 +90,7 @@ class Worker {
   private looping = false
   /** Per state entry, the axis that grows (a key/value cache's 'past'), or -1. */
   private readonly pastAxes: number[]
-  /** Whether rows whose caches differ in length can share a call (the graph takes PAST_PADDING). */
+  /** Whether rows whose caches differ in length can share a call (the graph takes ATTENTION_MASK). */
   private readonly padded: boolean
 
   constructor(
@@ -99,7 +99,7 @@ class Worker {
     private readonly changed: () => void,
   ) {
     this.pastAxes = pastAxes(m.manifest)
-    this.padded = m.manifest.inputs.some((i) => i.name === PAST_PADDING)
+    this.padded = m.manifest.inputs.some((i) => i.name === ATTENTION_MASK)
   }
 
   get load(): number {

@@ -2,7 +2,7 @@
 // the server's shared forward calls. A recurrent state has a fixed shape, so rows simply stack. A
 // Transformer's key/value cache grows along its 'past' axis, and rows of different lengths share a call
 // by aligning their caches at the end: a shorter one gets zero slots in front, which the graph's
-// PAST_PADDING input masks out of attention and leaves out of the positions.
+// ATTENTION_MASK masks out of attention and its POSITION_IDS leave out of the positions.
 // Browser-safe: no node: imports.
 import type { Manifest, State } from './types.ts'
 
@@ -71,6 +71,21 @@ export function takeRow(axes: number[], state: State, rows: number, row: number,
     }
     return { data, dims }
   })
+}
+
+/**
+ * The Transformer graph's ATTENTION_MASK [batch, past+steps] and POSITION_IDS [batch, steps] for rows fed
+ * `steps` tokens after a batch cache of `past` slots, of which the first padding[b] hold none of row b's.
+ */
+export function maskAndPositions(past: number, steps: number, padding: number[]): { mask: number[]; positions: number[] } {
+  const total = past + steps
+  const mask: number[] = []
+  const positions: number[] = []
+  for (const pad of padding) {
+    for (let j = 0; j < total; j++) mask.push(j < pad ? 0 : 1)
+    for (let t = 0; t < steps; t++) positions.push(past - pad + t)
+  }
+  return { mask, positions }
 }
 
 /** Elements per batch row before `axis` (outer) and after it (inner). */

@@ -1,6 +1,7 @@
 // A StepModel over an ONNX Runtime session. onnxruntime-node and onnxruntime-web share this API, so the
 // server, the CLI and the page run the same code; the caller passes in whichever `ort` it has.
-import { PAST_PADDING, type Manifest, type State, type StepModel } from './types.ts'
+import { maskAndPositions, pastAxes } from './batch.ts'
+import { ATTENTION_MASK, POSITION_IDS, type Manifest, type State, type StepModel } from './types.ts'
 
 // The few parts of onnxruntime-common we use (so this file needs neither runtime as a dependency).
 interface OrtTensor { data: unknown; dims: readonly number[] }
@@ -40,7 +41,8 @@ export async function loadOrtModel(ort: OrtLike, modelBytes: Uint8Array, manifes
     graphOptimizationLevel: 'all',
     ...(opts.numThreads ? { intraOpNumThreads: opts.numThreads } : {}),
   })
-  const padded = manifest.inputs.some((i) => i.name === PAST_PADDING)
+  const masked = manifest.inputs.some((i) => i.name === ATTENTION_MASK)
+  const cache = pastAxes(manifest).findIndex((a) => a > 0) // a state entry with a 'past' axis
   return {
     manifest,
     initState: (batch: number) => zeroState(manifest, batch),
@@ -55,10 +57,11 @@ export async function loadOrtModel(ort: OrtLike, modelBytes: Uint8Array, manifes
       })
       const feeds: Record<string, OrtTensor> = { input_ids: new ort.Tensor('int64', flat, [batch, steps]) }
       manifest.state.forEach((s, i) => (feeds[s.input] = new ort.Tensor('float32', state[i].data, state[i].dims)))
-      if (padded) {
-        const padding = new BigInt64Array(batch)
-        pastPadding?.forEach((n, b) => (padding[b] = BigInt(n)))
-        feeds[PAST_PADDING] = new ort.Tensor('int64', padding, [batch])
+      if (masked) {
+        const past = state[cache].dims[pastAxes(manifest)[cache]]
+        const { mask, positions } = maskAndPositions(past, steps, pastPadding ?? Array(batch).fill(0))
+        feeds[ATTENTION_MASK] = new ort.Tensor('int64', BigInt64Array.from(mask, BigInt), [batch, past + steps])
+        feeds[POSITION_IDS] = new ort.Tensor('int64', BigInt64Array.from(positions, BigInt), [batch, steps])
       }
       const out = await session.run(feeds)
       return {

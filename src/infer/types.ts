@@ -28,10 +28,13 @@ export interface TensorSpec {
 }
 
 /**
- * The Transformer graph's int64 [batch] input: how many of each row's first cache slots hold no token
- * (onnx/export.ts transformerGraph). Zeros unless rows with caches of different lengths share a call.
+ * The Transformer graph's int64 inputs (names as transformers.js and onnxruntime-genai use them):
+ * `attention_mask` [batch, past+sequence], 1 where a key slot holds a token of the row, 0 where not, and
+ * `position_ids` [batch, sequence]. All ones and past..past+sequence-1 for a lone row; rows whose caches
+ * hold different numbers of tokens share a call with their caches aligned at the end (src/infer/batch.ts).
  */
-export const PAST_PADDING = 'past_padding'
+export const ATTENTION_MASK = 'attention_mask'
+export const POSITION_IDS = 'position_ids'
 
 /** Carried state of a batch: one float32 array per manifest.state entry, with its shape. */
 export type State = { data: Float32Array; dims: number[] }[]
@@ -44,8 +47,8 @@ export interface StepModel {
   manifest: Manifest
   initState(batch: number): State
   /**
-   * `pastPadding` (one per row; models whose manifest has a PAST_PADDING input): how many of each row's
-   * first cache slots are padding. Zeros when not given.
+   * `pastPadding` (one per row; models whose graph takes ATTENTION_MASK): how many of each row's first
+   * cache slots hold no token of it. Zeros when not given.
    */
   forward(ids: number[][], state: State, pastPadding?: number[]): Promise<{ logits: Float32Array; state: State }>
   release?(): Promise<void>

@@ -1,5 +1,6 @@
 // Transformer rows whose key/value caches hold different numbers of tokens share one call, their caches
-// aligned at the end (src/infer/batch.ts) and the slots in front named by the graph's past_padding input:
+// aligned at the end (src/infer/batch.ts), the slots in front masked by the graph's attention_mask and its
+// position_ids counting each row's own tokens:
 // every row's logits and cache equal those of its own call, in TF.js, onnxruntime-node and onnxruntime-web.
 // This is what lets the server batch a request that joins while others are decoding.
 import t from 'tap'
@@ -70,7 +71,7 @@ for (const [name, m] of Object.entries(runtimes)) {
     const rowA = takeRow(axes, state, 2, 0, padding[0])
     t.ok(Math.max(...rowA.map((s, i) => maxAbsDiff(s.data, a.state[i].data))) <= TOL, 'and so does the other row')
 
-    // Without the padding input the short row would attend to the empty slots and see shifted positions.
+    // Without the padding the short row would attend to the empty slots and see shifted positions.
     const unmasked = await m.forward([[nextLong[0]], [nextShort[0]]], stackRows(axes, [{ state: prefillA, padding: 0 }, { state: prefillB, padding: 0 }]).state)
     t.ok(maxAbsDiff(unmasked.logits.subarray(vocab, 2 * vocab), b.logits[0]) > 1e-3, 'the padding matters: without it the padded row is wrong')
 

@@ -43,7 +43,8 @@ t.test('attention probabilities: causal, normalized, over past + new positions',
   const run = (ids: number[], past: ort.Tensor[]) => session.run({
     input_ids: new ort.Tensor('int64', BigInt64Array.from(ids.map(BigInt)), [1, ids.length]),
     ...Object.fromEntries([0, 1].flatMap((l) => [[`past_key_values.${l}.key`, past[2 * l]], [`past_key_values.${l}.value`, past[2 * l + 1]]])),
-    past_padding: new ort.Tensor('int64', new BigInt64Array(1), [1]),
+    attention_mask: new ort.Tensor('int64', new BigInt64Array(past[0].dims[2] + ids.length).fill(1n), [1, past[0].dims[2] + ids.length]),
+    position_ids: new ort.Tensor('int64', BigInt64Array.from(ids.map((_, i) => BigInt(past[0].dims[2] + i))), [1, ids.length]),
   })
   const empty = () => new ort.Tensor('float32', new Float32Array(0), [1, h, 0, dh])
   const first = await run([0, 10, 11, 12, 13], [empty(), empty(), empty(), empty()])

@@ -64,7 +64,9 @@ await browserTests(t, async ({ root, browser }) => {
     const feeds: Record<string, ort.Tensor> = { input_ids: new ort.Tensor('int64', BigInt64Array.from(ids.map(BigInt)), [1, ids.length]) }
     // An empty key/value cache: the first call of a generation.
     for (const s of manifest.state) feeds[s.input] = new ort.Tensor('float32', new Float32Array(0), s.shape.map((d) => (d === 'batch' ? 1 : typeof d === 'number' ? d : 0)))
-    feeds.past_padding = new ort.Tensor('int64', new BigInt64Array(1), [1]) // a lone row: no padding
+    // A lone row: every slot holds a token; positions 0 .. 31.
+    feeds.attention_mask = new ort.Tensor('int64', new BigInt64Array(ids.length).fill(1n), [1, ids.length])
+    feeds.position_ids = new ort.Tensor('int64', BigInt64Array.from(ids.map((_, i) => BigInt(i))), [1, ids.length])
     const out = await session.run(feeds)
     const att = out['attentions.1']
     t.same(att.dims, [1, HEADS, 32, 32])
