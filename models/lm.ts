@@ -99,7 +99,7 @@ export function forwardTransformerTf(model: TransformerLM, o: TfOps, ids: number
   const past = cache ? Array.from({ length: model.config.nLyr }, (_, l) => ({ key: cache[2 * l], value: cache[2 * l + 1] })) : null
   let rows: { positions: tf.Tensor; attentionMask: tf.Tensor } | null = null
   if (pastPadding) {
-    const { mask, positions } = maskAndPositions(cache?.[0]?.shape[2] ?? 0, steps, pastPadding)
+    const { mask, positions } = maskAndPositions(cache?.[0]?.shape[2] ?? 0, steps, pastPadding, Int32Array, Number)
     rows = { positions: tf.tensor2d(positions, [ids.length, steps], 'int32'), attentionMask: tf.tensor2d(mask, [ids.length, mask.length / ids.length], 'int32') }
   }
   const { logits, present, attentions } = model.forward(o, idsT, past, rows)

@@ -123,13 +123,13 @@ export class OnnxOps implements Ops<string> {
       const zero = this.g.constant('int64', [0], [])
       const one = this.g.constant('int64', [1], [])
       const lastVisible = this.one('Add', [this.one('Range', [zero, s, one]), this.one('Sub', [t, s])]) // [S]
-      const future = this.one('Greater', [this.one('Range', [zero, t, one]), this.one('Unsqueeze', [lastVisible, this.ints([1])])]) // [S, T]
-      mask = this.one('Where', [future, this.scalar(-1e9), this.scalar(0)])
+      let hidden = this.one('Greater', [this.one('Range', [zero, t, one]), this.one('Unsqueeze', [lastVisible, this.ints([1])])]) // [S, T]
       if (attentionMask) {
-        // [batch, T], 0 where a key holds no token → -1e9, as [batch, 1, 1, T] over heads and queries.
+        // Keys whose slot holds no token of the row ([batch, T] → [batch, 1, 1, T] over heads and queries).
         const empty = this.one('Equal', [attentionMask, this.g.constant('int64', [0], [])])
-        mask = this.add(mask, this.one('Unsqueeze', [this.one('Where', [empty, this.scalar(-1e9), this.scalar(0)]), this.ints([1, 2])]))
+        hidden = this.one('Or', [hidden, this.one('Unsqueeze', [empty, this.ints([1, 2])])])
       }
+      mask = this.one('Where', [hidden, this.scalar(-1e9), this.scalar(0)])
       this.masks.set(key, mask)
     }
     return this.add(scores, mask)

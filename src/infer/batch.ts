@@ -75,16 +75,20 @@ export function takeRow(axes: number[], state: State, rows: number, row: number,
 
 /**
  * The Transformer graph's ATTENTION_MASK [batch, past+steps] and POSITION_IDS [batch, steps] for rows fed
- * `steps` tokens after a batch cache of `past` slots, of which the first padding[b] hold none of row b's.
+ * `steps` tokens after a batch cache of `past` slots, of which the first padding[b] hold none of row b's;
+ * as `Typed` arrays of `element`s (BigInt64Array and BigInt for onnxruntime, Int32Array and Number for
+ * TF.js), filled in place: this runs once a generated token.
  */
-export function maskAndPositions(past: number, steps: number, padding: number[]): { mask: number[]; positions: number[] } {
+export function maskAndPositions<E extends number | bigint, A extends { [i: number]: E; fill(v: E, start?: number, end?: number): A }>(
+  past: number, steps: number, padding: number[], Typed: new (length: number) => A, element: (n: number) => E,
+): { mask: A; positions: A } {
   const total = past + steps
-  const mask: number[] = []
-  const positions: number[] = []
-  for (const pad of padding) {
-    for (let j = 0; j < total; j++) mask.push(j < pad ? 0 : 1)
-    for (let t = 0; t < steps; t++) positions.push(past - pad + t)
-  }
+  const mask = new Typed(padding.length * total).fill(element(1))
+  const positions = new Typed(padding.length * steps)
+  padding.forEach((pad, b) => {
+    mask.fill(element(0), b * total, b * total + pad)
+    for (let t = 0; t < steps; t++) positions[b * steps + t] = element(past - pad + t)
+  })
   return { mask, positions }
 }
 

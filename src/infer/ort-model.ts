@@ -43,6 +43,7 @@ export async function loadOrtModel(ort: OrtLike, modelBytes: Uint8Array, manifes
   })
   const masked = manifest.inputs.some((i) => i.name === ATTENTION_MASK)
   const cache = pastAxes(manifest).findIndex((a) => a > 0) // a state entry with a 'past' axis
+  const pastAxis = pastAxes(manifest)[cache]
   return {
     manifest,
     initState: (batch: number) => zeroState(manifest, batch),
@@ -58,10 +59,10 @@ export async function loadOrtModel(ort: OrtLike, modelBytes: Uint8Array, manifes
       const feeds: Record<string, OrtTensor> = { input_ids: new ort.Tensor('int64', flat, [batch, steps]) }
       manifest.state.forEach((s, i) => (feeds[s.input] = new ort.Tensor('float32', state[i].data, state[i].dims)))
       if (masked) {
-        const past = state[cache].dims[pastAxes(manifest)[cache]]
-        const { mask, positions } = maskAndPositions(past, steps, pastPadding ?? Array(batch).fill(0))
-        feeds[ATTENTION_MASK] = new ort.Tensor('int64', BigInt64Array.from(mask, BigInt), [batch, past + steps])
-        feeds[POSITION_IDS] = new ort.Tensor('int64', BigInt64Array.from(positions, BigInt), [batch, steps])
+        const past = state[cache].dims[pastAxis]
+        const { mask, positions } = maskAndPositions(past, steps, pastPadding ?? Array(batch).fill(0), BigInt64Array, BigInt)
+        feeds[ATTENTION_MASK] = new ort.Tensor('int64', mask, [batch, past + steps])
+        feeds[POSITION_IDS] = new ort.Tensor('int64', positions, [batch, steps])
       }
       const out = await session.run(feeds)
       return {
