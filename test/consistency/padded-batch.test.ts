@@ -10,6 +10,8 @@ import { loadOrtModel } from '../../src/infer/ort-model.ts'
 import { pastAxes, stackRows, takeRow } from '../../src/infer/batch.ts'
 import type { State, StepModel } from '../../src/infer/types.ts'
 import { tfStepModel } from '../../models/tf-step-model.ts'
+import { serialize } from '../../onnx/export.ts'
+import { generateText } from '../../src/infer/generate.ts'
 import { maxAbsDiff, trainTiny } from '../helpers/models.ts'
 import { TOL } from '../helpers/consistency.ts'
 
@@ -97,4 +99,16 @@ t.test('the runtimes agree with each other on the padded batch', async (t) => {
     const d = maxAbsDiff(results[name], results.tfjs)
     t.ok(d <= TOL, `${name} = TF.js (max |Δlogit| ${d.toExponential(2)})`)
   }
+})
+
+t.test('a graph exported without attention_mask (as before it) takes only the ids and the cache, and agrees', async (t) => {
+  const old = serialize(trained.model, trained.weights, undefined, { attentionMask: false })
+  t.same(old.manifest.inputs.map((i) => i.name), ['input_ids', 'past_key_values.0.key', 'past_key_values.0.value', 'past_key_values.1.key', 'past_key_values.1.value'])
+  t.same(manifest.inputs.map((i) => i.name).slice(-2), ['attention_mask', 'position_ids'], 'the default graph takes both')
+  const m = await loadOrtModel(ort as any, old.bytes, old.manifest)
+  t.teardown(() => m.release?.())
+  const opts = { maxNewTokens: 30, temperature: 0 }
+  const before = await generateText(m, tokenizer, 'If you add 1', opts)
+  const now = await generateText(runtimes['onnxruntime-node'], tokenizer, 'If you add 1', opts)
+  t.same(before.tokenIds, now.tokenIds, 'the same greedy tokens')
 })
