@@ -55,39 +55,27 @@ function rssMiB(pid: number): number {
   return m ? Number(m[1]) / 1024 : NaN
 }
 
-function buildModel(root: string): string {
-  const r = spawnSync(process.execPath, [lmp, 'demo', '--no-serve', '--total-step', '50', '--exp-name', 'bench'], {
+/** Runs `lmp ARGS` with experiments under `root` (training, quietly); returns the folder of experiment `name`. */
+function buildExperiment(root: string, name: string, args: string[]): string {
+  const r = spawnSync(process.execPath, [lmp, ...args, '--exp-name', name], {
     env: { ...process.env, LMP_EXP_DIR: root },
     stdio: ['ignore', 'ignore', 'inherit'],
     timeout: 180_000,
   })
-  if (r.status !== 0) throw new Error(`building the demo model failed (exit ${r.status})`)
-  return path.join(root, 'bench')
+  if (r.status !== 0) throw new Error(`building the ${name} model failed (exit ${r.status})`)
+  return path.join(root, name)
 }
+
+/** The demo model, trained 50 steps. */
+const buildModel = (root: string) => buildExperiment(root, 'bench', ['demo', '--no-serve', '--total-step', '50'])
 
 /** An LSTM-2000 of 1,024 units: two training steps, enough for real exported weights. */
-function buildLargeModel(root: string): string {
-  const r = spawnSync(process.execPath, [lmp, 'train-model', 'LSTM-2000', '--exp-name', 'large', '--n-blk', '1024', '--d-blk', '1',
-    '--d-emb', '256', '--total-step', '2', '--warmup-step', '1', '--is-uncased', '--max-seq-len', '40', '--stride', '40'], {
-    env: { ...process.env, LMP_EXP_DIR: root },
-    stdio: ['ignore', 'ignore', 'inherit'],
-    timeout: 180_000,
-  })
-  if (r.status !== 0) throw new Error(`building the large model failed (exit ${r.status})`)
-  return path.join(root, 'large')
-}
+const buildLargeModel = (root: string) => buildExperiment(root, 'large', ['train-model', 'LSTM-2000', '--n-blk', '1024', '--d-blk', '1',
+  '--d-emb', '256', '--total-step', '2', '--warmup-step', '1', '--is-uncased', '--max-seq-len', '40', '--stride', '40'])
 
 /** MEASURED.md's reference GPT (2 blocks, d_model 128, 4 heads), context 128, two training steps. */
-function buildGptModel(root: string): string {
-  const r = spawnSync(process.execPath, [lmp, 'train-model', 'Transformer', '--exp-name', 'gpt', '--n-lyr', '2', '--d-model', '128',
-    '--n-head', '4', '--d-ff', '512', '--total-step', '2', '--warmup-step', '1', '--max-seq-len', '128', '--stride', '128'], {
-    env: { ...process.env, LMP_EXP_DIR: root },
-    stdio: ['ignore', 'ignore', 'inherit'],
-    timeout: 180_000,
-  })
-  if (r.status !== 0) throw new Error(`building the GPT model failed (exit ${r.status})`)
-  return path.join(root, 'gpt')
-}
+const buildGptModel = (root: string) => buildExperiment(root, 'gpt', ['train-model', 'Transformer', '--n-lyr', '2', '--d-model', '128',
+  '--n-head', '4', '--d-ff', '512', '--total-step', '2', '--warmup-step', '1', '--max-seq-len', '128', '--stride', '128'])
 
 /** The same checkpoint exported without attention_mask and position_ids, as before them (ExportOptions.attentionMask). */
 async function exportUnpadded(root: string, from: string): Promise<string> {

@@ -8,7 +8,8 @@
 // transposed weight, and GPT-2 safetensors map one-to-one): wte, wpe, h.{i}.ln_1, h.{i}.attn.c_attn
 // ([d, 3d]: q | k | v), h.{i}.attn.c_proj, h.{i}.ln_2, h.{i}.mlp.c_fc, h.{i}.mlp.c_proj, ln_f.
 // Attention takes an optional key/value cache per layer ([batch, heads, past, head_dim]) and returns the
-// extended one, so a generated token costs one position of attention (no re-encode).
+// extended one, so a generated token costs one position of attention (no re-encode). Rows whose caches hold
+// different numbers of tokens can share a call when given their own positions and an attention mask.
 import type { Ops } from './ops.ts'
 import type { ParamSpec } from './rnn.ts'
 

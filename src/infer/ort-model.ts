@@ -44,6 +44,7 @@ export async function loadOrtModel(ort: OrtLike, modelBytes: Uint8Array, manifes
   const masked = manifest.inputs.some((i) => i.name === ATTENTION_MASK)
   const cache = pastAxes(manifest).findIndex((a) => a > 0) // a state entry with a 'past' axis
   const pastAxis = pastAxes(manifest)[cache]
+  if (masked && cache < 0) throw new Error(`the manifest lists ${ATTENTION_MASK} but no key/value cache with a 'past' axis`)
   return {
     manifest,
     initState: (batch: number) => zeroState(manifest, batch),

@@ -1,6 +1,7 @@
 // The batching engine over HTTP on 127.0.0.1: concurrent requests share forward calls and still get the
-// text they would get alone (a real LSTM in onnxruntime-node, and a Transformer-shaped fake with a KV
-// cache); requests join and leave between steps; a full queue is a 429 with Retry-After; a client that
+// text they would get alone (a real LSTM and a real Transformer in onnxruntime-node, the Transformer's
+// rows with caches of different lengths in one call; and a Transformer-shaped fake without an attention
+// mask, which batches only equal cache lengths); requests join and leave between steps; a full queue is a 429 with Retry-After; a client that
 // drops frees its slot within one step; the per-request timeout; /metrics; structured logs; metrics.jsonl.
 import t from 'tap'
 import { writeFileSync } from 'node:fs'
