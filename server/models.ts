@@ -5,7 +5,8 @@ import { readFile, stat } from 'node:fs/promises'
 import path from 'node:path'
 import { LmpError } from '../src/errors.ts'
 import type { Manifest, StepModel } from '../src/infer/types.ts'
-import { tokenizerFromJSON, type Tokenizer } from '../src/tokenizer/index.ts'
+import type { Tokenizer } from '../src/tokenizer/index.ts'
+import { loadTokenizerFromJSON } from '../src/tokenizer/gpt2.ts'
 
 export interface ServedModel {
   name: string
@@ -92,7 +93,13 @@ export async function loadExperimentModel(dir: string, opts: LoadOptions = {}): 
     if (err instanceof LmpError) throw err
     throw new LmpError(`corrupt tokenizer: ${files.tokenizer} is not valid JSON`)
   }
-  const tokenizer = tokenizerFromJSON(tokenizerJson)
+  let tokenizer: Tokenizer
+  try {
+    // A gpt2 tokenizer.json names GPT-2's ranks; they are loaded (once) from the npm package.
+    tokenizer = await loadTokenizerFromJSON(tokenizerJson)
+  } catch (err) {
+    throw new LmpError(`cannot load tokenizer ${files.tokenizer}: ${(err as Error).message}`)
+  }
   if (tokenizer.vocabSize !== manifest.vocabSize) {
     throw new LmpError(`tokenizer has ${tokenizer.vocabSize} tokens but the model expects ${manifest.vocabSize}: ${files.tokenizer}`)
   }
@@ -108,7 +115,7 @@ export async function loadExperimentModel(dir: string, opts: LoadOptions = {}): 
       numThreads: opts.numThreads ?? (modelBytes.byteLength < SMALL_MODEL_BYTES ? 1 : undefined),
     })
   } catch (err) {
-    if (err instanceof LmpError) throw err
+    if (err instanceof LmpError) throw new LmpError(`cannot load ONNX model ${files.model}: ${err.message}`)
     const reason = String((err as Error).message).split('\n')[0]
     if (cuda) {
       throw new LmpError(`--device cuda: onnxruntime-node's CUDA execution provider cannot load (${reason}); install onnxruntime-node with ONNXRUNTIME_NODE_INSTALL=cuda12 (see the README), or use --device cpu`)

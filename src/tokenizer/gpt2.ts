@@ -10,7 +10,7 @@
 // max_vocab (if not -1) keeps the first max_vocab - 4 GPT-2 tokens: merges of higher rank are not applied.
 import { LmpError } from '../errors.ts'
 import { checkOptions, type TokenizerOptions } from './base.ts'
-import { registerTokenizer, type Tokenizer } from './index.ts'
+import { registerTokenizer, tokenizerFromJSON, type Tokenizer } from './index.ts'
 import { pyLower } from './norm.ts'
 import { BOS_ID, EOS_ID, PAD_ID, SPECIAL_SPLIT, SPECIAL_TOKENS, UNK_ID, UNK_TK, isSpecial } from './special.ts'
 
@@ -167,11 +167,27 @@ export function registerGpt2(mod: unknown): void {
 
 let loading: Promise<void> | undefined
 
-/** Load GPT-2's ranks from the npm package (once) and register the `gpt2` tokenizer. */
-export function loadGpt2(): Promise<void> {
-  loading ??= import(GPT2_RANKS_MODULE as string).then(registerGpt2, (err) => {
+/**
+ * Load GPT-2's ranks (once) and register the `gpt2` tokenizer. By default the ranks come from the npm
+ * package; `loadRanks` supplies them another way (the browser's worker imports its own copy of the module,
+ * built beside the page). Rejects with an LmpError when the ranks cannot be had.
+ */
+export function loadGpt2(loadRanks?: () => Promise<unknown>): Promise<void> {
+  loading ??= (loadRanks ?? (() => import(GPT2_RANKS_MODULE as string)))().then(registerGpt2, (err) => {
     loading = undefined
-    throw new LmpError(`the gpt2 tokenizer needs the npm package '${GPT2_PACKAGE}' (npm install ${GPT2_PACKAGE}): ${(err as Error).message.split('\n')[0]}`)
+    const reason = String((err as Error)?.message ?? err).split('\n')[0]
+    throw new LmpError(loadRanks
+      ? `the gpt2 tokenizer cannot load GPT-2's vocabulary: ${reason}`
+      : `the gpt2 tokenizer needs the npm package '${GPT2_PACKAGE}' (npm install ${GPT2_PACKAGE}): ${reason}`)
   })
   return loading
+}
+
+/**
+ * tokenizerFromJSON for every tokenizer kind: a `gpt2` tokenizer.json first loads GPT-2's ranks (see
+ * loadGpt2; `loadRanks` as there). Rejects with an LmpError on a malformed JSON or missing ranks.
+ */
+export async function loadTokenizerFromJSON(json: unknown, loadRanks?: () => Promise<unknown>): Promise<Tokenizer> {
+  if ((json as { tknzr_name?: unknown } | null)?.tknzr_name === 'gpt2') await loadGpt2(loadRanks)
+  return tokenizerFromJSON(json)
 }

@@ -6,23 +6,27 @@ import { createRng } from '../../src/infer/rng.ts'
 import { mkdirSync } from 'node:fs'
 import path from 'node:path'
 import { demoSamples } from '../../src/data/demo.ts'
-import { createTokenizer } from '../../src/tokenizer/index.ts'
-import { saveTokenizer } from '../../src/tokenizer/io.ts'
+import { createTokenizer, type TokenizerName } from '../../src/tokenizer/index.ts'
+import { loadGpt2Sync, saveTokenizer } from '../../src/tokenizer/io.ts'
 import { createModel, initWeights, MODEL_DEFAULTS, type ModelConfig } from '../../models/lm.ts'
 import { exportToDir } from '../../onnx/export.ts'
 import type { Manifest } from '../../src/infer/types.ts'
 
 /** Writes ROOT/NAME/{tokenizer.json, onnx/...}; returns the experiment folder and the manifest.
- * `sizes` overrides the tiny dimensions, or the architecture (`{ model: 'Transformer', ... }`). */
+ * `sizes` overrides the tiny dimensions, or the architecture (`{ model: 'Transformer', ... }`);
+ * `tokenizer` is the tokenizer kind (default character; the others are built on the demo data too,
+ * and gpt2 is GPT-2's whole vocabulary, 50,260 tokens). */
 export async function writeExportedModel(
   root: string,
   name = 'tiny',
   seed = 1,
   sizes: Partial<ModelConfig> = {},
+  tokenizerName: TokenizerName = 'character',
 ): Promise<{ dir: string; manifest: Manifest }> {
   const dir = path.join(root, name)
   mkdirSync(dir, { recursive: true })
-  const tokenizer = createTokenizer('character')
+  if (tokenizerName === 'gpt2') loadGpt2Sync()
+  const tokenizer = createTokenizer(tokenizerName)
   tokenizer.buildVocab(demoSamples('train'))
   saveTokenizer(path.join(dir, 'tokenizer.json'), tokenizer)
   const model = createModel({
