@@ -12,6 +12,7 @@ import * as esbuild from 'esbuild'
 const webDir = path.dirname(fileURLToPath(import.meta.url))
 const dist = path.join(webDir, 'dist')
 const ortDist = path.dirname(createRequire(import.meta.url).resolve('onnxruntime-web'))
+const gpt2Ranks = path.join(path.dirname(createRequire(import.meta.url).resolve('gpt-tokenizer/package.json')), 'esm', 'bpeRanks', 'r50k_base.js')
 // onnxruntime-web's default entry runs WASM and WebGPU through these two files.
 const ortFiles = ['ort-wasm-simd-threaded.jsep.mjs', 'ort-wasm-simd-threaded.jsep.wasm']
 
@@ -28,7 +29,9 @@ const started = Date.now()
 await rm(dist, { recursive: true, force: true })
 await mkdir(path.join(dist, 'ort'), { recursive: true })
 await esbuild.build({
-  entryPoints: { main: path.join(webDir, 'main.ts'), worker: path.join(webDir, 'worker.ts') },
+  // gpt2-ranks.js: GPT-2's vocabulary (gpt-tokenizer's r50k_base, ~0.6 MB), a file of its own that the
+  // worker imports only when a gpt2-tokenizer model is opened, so other models never download it.
+  entryPoints: { main: path.join(webDir, 'main.ts'), worker: path.join(webDir, 'worker.ts'), 'gpt2-ranks': gpt2Ranks },
   outdir: dist,
   bundle: true,
   format: 'esm',

@@ -9,7 +9,8 @@ import { generate, type GenerateOptions } from '../src/infer/generate.ts'
 import { loadOrtModel, SMALL_MODEL_BYTES, type OrtLike } from '../src/infer/ort-model.ts'
 import { scoreText } from '../src/infer/perplexity.ts'
 import type { Manifest, StepModel } from '../src/infer/types.ts'
-import { tokenizerFromJSON, type Tokenizer } from '../src/tokenizer/index.ts'
+import type { Tokenizer } from '../src/tokenizer/index.ts'
+import { loadTokenizerFromJSON } from '../src/tokenizer/gpt2.ts'
 import { analogyVector, nearest, readEmbedding, rowOf, type Embedding } from './embedding.ts'
 import { tokenPieces } from './pieces.ts'
 import type { FromWorker, Job, Provider, ScoredToken, ToWorker } from './protocol.ts'
@@ -55,6 +56,9 @@ const capturingOrt: OrtLike = {
     },
   },
 }
+
+// GPT-2's vocabulary, built beside this script (web/build.mjs): imported only for a gpt2-tokenizer model.
+const loadGpt2Ranks = () => import(new URL('./gpt2-ranks.js', scope.location.href).href)
 
 const CACHE = 'lmp-models-v1'
 
@@ -171,7 +175,7 @@ async function start(manifest: Manifest, bytes: Uint8Array, tokenizerBytes: Uint
   }
   let tokenizer: Tokenizer
   try {
-    tokenizer = tokenizerFromJSON(JSON.parse(new TextDecoder().decode(tokenizerBytes)))
+    tokenizer = await loadTokenizerFromJSON(JSON.parse(new TextDecoder().decode(tokenizerBytes)), loadGpt2Ranks)
   } catch (err) {
     throw new Error(`${manifest.tokenizer}: ${(err as Error).message}`)
   }
