@@ -3,4 +3,7 @@
 import { register } from 'tsx/esm/api'
 register()
 const { main } = await import('../src/cli/index.ts')
+// A process-wide choice, so here and not in main() (which tests call in-process).
+const { endQuietlyOnClosedPipe } = await import('../src/cli/io.ts')
+endQuietlyOnClosedPipe()
 process.exitCode = await main(process.argv.slice(2))

@@ -1,5 +1,6 @@
 // `lmp COMMAND [options]`: dispatch to one command module. Every command exports a `command`
 // ({ spec, run }) and is listed here; errors become one line on stderr and a non-zero exit.
+import { readFileSync } from 'node:fs'
 import { helpText, parseArgs, UsageError, type CommandSpec, type ParsedArgs } from './args.ts'
 import { LmpError } from '../errors.ts'
 
@@ -27,15 +28,24 @@ for (const name of Object.keys(commands)) aliases[name.replace(/-/g, '_')] = nam
 
 function mainHelp(summaries: [string, string][]): string {
   return [
-    'Usage: lmp COMMAND [options]   (lmp COMMAND --help for its options)',
+    'Usage: lmp COMMAND [options]   (lmp COMMAND --help for its options; lmp --version)',
     '',
     'Commands:',
     ...summaries.map(([n, s]) => `  ${n.padEnd(16)} ${s}`),
   ].join('\n')
 }
 
+/** The package's version, from package.json (what `lmp --version` prints). */
+export function version(): string {
+  return JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version
+}
+
 export async function main(argv: string[]): Promise<number> {
   const [first, ...rest] = argv
+  if (first === '--version' || first === '-V') {
+    console.log(`lmp ${version()}`)
+    return 0
+  }
   if (!first || first === '--help' || first === '-h' || first === 'help') {
     const summaries: [string, string][] = []
     for (const [name, load] of Object.entries(commands)) {
