@@ -18,6 +18,7 @@ export const command: Command = {
       'first-ckpt': { type: 'int', default: 0, min: -1, help: 'first checkpoint step (-1: only the latest)' },
       'last-ckpt': { type: 'int', default: -1, min: -1, help: 'last checkpoint step (-1: the latest)' },
       'batch-size': { type: 'int', default: 32, min: 1, help: 'texts per model call' },
+      json: { type: 'boolean', default: false, help: 'print one JSON object (every checkpoint and the best) instead of text' },
     },
   },
   async run({ positionals, options: o }) {
@@ -26,11 +27,21 @@ export const command: Command = {
     const steps = selectCheckpoints(listCheckpoints(exp.dir), o.firstCkpt, o.lastCkpt)
     if (steps.length === 0) throw new LmpError(`no checkpoint of ${exp.name} in range [${o.firstCkpt}, ${o.lastCkpt}]`)
     const results = await evalDatasetPpl(exp, samples, steps, o.batchSize)
-    for (const r of results) console.log(`checkpoint: ${r.step}, ppl: ${r.ppl}`)
-    if (results.length > 1) {
-      const best = results.reduce((a, b) => (b.ppl < a.ppl ? b : a))
-      console.log(`best checkpoint: ${best.step}, best ppl: ${best.ppl}`)
+    const best = results.reduce((a, b) => (b.ppl < a.ppl ? b : a))
+    if (o.json) {
+      const row = (r: (typeof results)[number]) => ({ checkpoint: r.step, perplexity: r.ppl, nats_per_token: r.natsPerToken, tokens: r.tokens })
+      console.log(JSON.stringify({
+        object: 'dataset_perplexity',
+        model: exp.name,
+        dataset: positionals[0],
+        split: o.ver ?? DATASETS[positionals[0]].defaultVersion,
+        checkpoints: results.map(row),
+        best: row(best),
+      }))
+      return
     }
+    for (const r of results) console.log(`checkpoint: ${r.step}, ppl: ${r.ppl}`)
+    if (results.length > 1) console.log(`best checkpoint: ${best.step}, best ppl: ${best.ppl}`)
   },
 }
 

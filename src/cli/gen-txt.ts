@@ -3,6 +3,7 @@
 import type { Command } from './index.ts'
 import { LmpError } from '../errors.ts'
 import { openExperiment, servingModel } from './common.ts'
+import { readTxtOption } from './io.ts'
 
 export const command: Command = {
   spec: {
@@ -12,7 +13,7 @@ export const command: Command = {
     options: {
       'exp-name': { type: 'string', default: 'my_model_exp', help: 'model experiment' },
       ckpt: { type: 'int', default: -1, min: -1, help: 'checkpoint step (-1: latest)' },
-      txt: { type: 'string', default: '', help: 'the prompt' },
+      txt: { type: 'string', default: '', help: "the prompt ('-': read it from standard input)" },
       'max-new-tokens': { type: 'int', default: 32, min: 1, max: 100000, help: 'most tokens to generate' },
       'max-seq-len': { type: 'int', min: 1, max: 100000, help: "lmp's limit: prompt (with BOS) + generated tokens <= max_seq_len" },
       k: { type: 'int', default: 5, min: 1, help: 'top-K: sample among the k most likely tokens' },
@@ -21,9 +22,11 @@ export const command: Command = {
       'repetition-penalty': { type: 'float', default: 1, min: 0, help: 'CTRL-style penalty on seen tokens (1: off)' },
       stop: { type: 'string[]', help: 'stop string (repeatable)' },
       seed: { type: 'int', default: 42, help: 'random seed' },
+      json: { type: 'boolean', default: false, help: 'print one JSON object at the end (text, finish_reason, usage) instead of streaming the text' },
     },
   },
   async run({ positionals, options: o }) {
+    const prompt = readTxtOption(o.txt)
     const exp = openExperiment(o.expName)
     const { methodSampling } = await import('../infer/sampling.ts')
     const { generate } = await import('../infer/generate.ts')
@@ -31,7 +34,7 @@ export const command: Command = {
     let maxNewTokens = o.maxNewTokens
     if (o.maxSeqLen !== undefined) {
       // lmp generates max_seq_len − (prompt tokens with BOS) + 1 tokens, nothing when the prompt is that long.
-      const promptLen = exp.tokenizer.enc(o.txt).length - 1
+      const promptLen = exp.tokenizer.enc(prompt).length - 1
       maxNewTokens = Math.min(maxNewTokens, o.maxSeqLen - promptLen + 1)
       if (maxNewTokens <= 0) throw new LmpError(`the prompt is ${promptLen} tokens: nothing fits in --max-seq-len ${o.maxSeqLen}`)
     }
@@ -43,9 +46,27 @@ export const command: Command = {
       seed: o.seed,
       maxNewTokens,
     }
-    // Stream to stdout as tokens come.
-    for await (const ev of generate(model, exp.tokenizer, o.txt, opts)) process.stdout.write(ev.textDelta)
-    process.stdout.write('\n')
+    if (o.json) {
+      let text = ''
+      let completionTokens = 0
+      let finish: string | undefined
+      for await (const ev of generate(model, exp.tokenizer, prompt, opts)) {
+        text += ev.textDelta
+        completionTokens++
+        if (ev.done) finish = ev.finishReason
+      }
+      // OpenAI's names: 'stop' for an end-of-sequence token or a stop string, 'length' for the token limit.
+      const promptTokens = exp.tokenizer.enc(prompt).length - 1 // BOS and the prompt, as the model reads it
+      console.log(JSON.stringify({
+        text,
+        finish_reason: finish === 'length' ? 'length' : 'stop',
+        usage: { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens },
+      }))
+    } else {
+      // Stream to stdout as tokens come.
+      for await (const ev of generate(model, exp.tokenizer, prompt, opts)) process.stdout.write(ev.textDelta)
+      process.stdout.write('\n')
+    }
     await model.release?.()
   },
 }

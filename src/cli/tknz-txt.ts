@@ -6,6 +6,8 @@ import { LmpError } from '../errors.ts'
 import { expDir } from '../exp.ts'
 import { existsSync } from 'node:fs'
 import { loadTokenizer } from '../tokenizer/io.ts'
+import { tokenPieces } from '../tokenizer/pieces.ts'
+import { readTxtOption } from './io.ts'
 
 /** Python's repr() of a str (quotes chosen as Python does, non-printable characters escaped). */
 export function pyRepr(s: string): string {
@@ -32,16 +34,22 @@ export const command: Command = {
     options: {
       'exp-name': { type: 'string', default: 'my_tknzr_exp', help: 'experiment whose tokenizer.json to use (lmp train-tknzr, or a model experiment)' },
       seed: { type: 'int', default: 42, help: 'random seed (kept for lmp compatibility)' },
-      txt: { type: 'string', default: '', help: 'text to tokenize' },
-      json: { type: 'boolean', default: false, help: 'print the tokens and their ids as JSON instead of a Python-style list' },
+      txt: { type: 'string', default: '', help: "text to tokenize ('-': read it from standard input)" },
+      json: { type: 'boolean', default: false, help: "print {tokens, ids} as JSON: each token's own text and its id, BOS and EOS left out" },
     },
   },
   async run({ options: o }) {
     const path = join(expDir(o.expName), 'tokenizer.json')
     if (!existsSync(path)) throw new LmpError(`unknown tokenizer experiment '${o.expName}' (no ${path}; run lmp train-tknzr first)`)
+    const txt = readTxtOption(o.txt)
     const tk = loadTokenizer(path)
-    const tks = tk.tknz(o.txt)
-    if (o.json) console.log(JSON.stringify({ tokens: tks, ids: tk.enc(o.txt) }))
-    else console.log(`[${tks.map(pyRepr).join(', ')}]`)
+    if (o.json) {
+      // tokens[i] is the text ids[i] stands for (a space is ' ', a gpt2 piece 'Ġworld' is ' world'); joined,
+      // the tokens give the normalized text. BOS and EOS, which every encoding adds, are left out.
+      const ids = tk.enc(txt)
+      console.log(JSON.stringify({ tokens: tokenPieces(tk, ids).slice(1, -1), ids: ids.slice(1, -1) }))
+    } else {
+      console.log(`[${tk.tknz(txt).map(pyRepr).join(', ')}]`)
+    }
   },
 }
