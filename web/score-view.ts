@@ -3,6 +3,9 @@
 // src/infer/perplexity.ts's scoreText, the code behind the server's /v1/perplexity.
 import { $, probability, showToken, type PageContext } from './dom.ts'
 import type { FromWorker, ScoredToken } from './protocol.ts'
+import { SPECIAL_TOKENS } from '../src/tokenizer/special.ts'
+
+const isSpecialId = (id: number) => id < SPECIAL_TOKENS.length
 
 const ALTERNATIVES = 5
 
@@ -46,8 +49,10 @@ export function scoreView(page: PageContext) {
     tokens.forEach((t, i) => {
       const bits = -t.logprob / Math.LN2
       const span = document.createElement('span')
-      span.className = t.text ? 'tok' : 'tok special'
-      span.textContent = t.text || t.token // EOS reads as itself
+      // EOS reads as itself; a token that holds only part of a character's bytes (gpt2: the character
+      // shows with the token that completes it) is an empty sliver that can still be hovered.
+      span.className = t.text ? 'tok' : isSpecialId(t.id) ? 'tok special' : 'tok part'
+      span.textContent = t.text || (isSpecialId(t.id) ? t.token : '')
       span.dataset.index = String(i)
       span.dataset.logprob = String(t.logprob)
       const heat = Math.min(1, bits / maxBits)

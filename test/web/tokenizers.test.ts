@@ -8,7 +8,7 @@ import { loadExperimentModel } from '../../server/models.ts'
 import { generateText } from '../../src/infer/generate.ts'
 import { TOKENIZER_NAMES } from '../../src/tokenizer/index.ts'
 import { writeExportedModel } from '../server/exported-model.ts'
-import { browserTests, generateOnPage, openPage, waitForState } from './browser.ts'
+import { browserTests, generateOnPage, openPage, waitForState, waitForViewState } from './browser.ts'
 
 await browserTests(t, async ({ root, browser }) => {
   const dirs: string[] = []
@@ -40,6 +40,20 @@ await browserTests(t, async ({ root, browser }) => {
     })
   }
 
+  await t.test('the score view spells a gpt2 text whose emoji span several tokens', async (t) => {
+    const { page, problems } = await openPage(browser, server.url + '?model=tk-gpt2&ep=wasm#score')
+    t.equal((await waitForState(page, ['ready', 'error'])).state, 'ready')
+    const text = 'I got 🎉 🎉 and é.'
+    await page.fill('#score-text', text)
+    await page.click('#score')
+    t.equal(await waitForViewState(page, '#view-score', ['scored', 'error']), 'scored')
+    const shown = await page.$$eval('#score-output .tok', (spans) => spans.map((s) => s.textContent ?? ''))
+    t.equal(shown.join(''), `${text}<eos>`, 'the coloured tokens spell the text, then EOS')
+    t.notOk(shown.some((x) => x.includes('\uFFFD')), 'no token shows half a character')
+    t.same(problems, [])
+    await page.close()
+  })
+
   // Last: it stops the server.
   await t.test('after one visit, a gpt2 model opens and generates offline', async (t) => {
     const reference = await loadExperimentModel(dirs[TOKENIZER_NAMES.indexOf('gpt2')])
@@ -49,6 +63,8 @@ await browserTests(t, async ({ root, browser }) => {
     const { page, problems } = await openPage(context, server.url + '?model=tk-gpt2&ep=wasm')
     t.equal((await waitForState(page, ['ready', 'error'])).state, 'ready')
     t.ok(await page.evaluate(async () => Boolean((await navigator.serviceWorker.ready).active)), 'the service worker is active')
+    // The worker stores the model's files after it reports ready (model.onnx, then tokenizer.json).
+    await page.waitForFunction(async () => (await (await caches.open('lmp-models-v1')).keys()).some((r) => r.url.includes('tokenizer.json')), null, { polling: 100 })
     await server.close()
     stopped = true
     await page.reload()
