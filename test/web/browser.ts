@@ -19,7 +19,7 @@ export function missingBrowser(): string | undefined {
 
 /** Builds web/dist when it is not there, and makes the screenshot folder. */
 export function preparePage() {
-  if (!existsSync(path.join(repo, 'web', 'dist', 'index.html')) || !existsSync(path.join(repo, 'web', 'dist', 'worker.js'))) {
+  if (!['index.html', 'worker.js', 'gpt2-ranks.js'].every((f) => existsSync(path.join(repo, 'web', 'dist', f)))) {
     execFileSync(process.execPath, [path.join(repo, 'web', 'build.mjs')], { stdio: 'inherit' })
   }
   mkdirSync(shots, { recursive: true })
