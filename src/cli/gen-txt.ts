@@ -22,7 +22,7 @@ export const command: Command = {
       'repetition-penalty': { type: 'float', default: 1, min: 0, help: 'CTRL-style penalty on seen tokens (1: off)' },
       stop: { type: 'string[]', help: 'stop string (repeatable)' },
       seed: { type: 'int', default: 42, help: 'random seed' },
-      json: { type: 'boolean', default: false, help: 'print one JSON object at the end (text, finish_reason, usage) instead of streaming the text' },
+      json: { type: 'boolean', default: false, help: 'print one JSON object at the end (model, checkpoint, text, finish_reason, usage) instead of streaming the text' },
     },
   },
   async run({ positionals, options: o }) {
@@ -30,7 +30,7 @@ export const command: Command = {
     const exp = openExperiment(o.expName)
     const { methodSampling } = await import('../infer/sampling.ts')
     const { generate } = await import('../infer/generate.ts')
-    const { model } = await servingModel(exp, o.ckpt)
+    const { model, step } = await servingModel(exp, o.ckpt)
     let maxNewTokens = o.maxNewTokens
     if (o.maxSeqLen !== undefined) {
       // lmp generates max_seq_len − (prompt tokens with BOS) + 1 tokens, nothing when the prompt is that long.
@@ -58,6 +58,8 @@ export const command: Command = {
       // OpenAI's names: 'stop' for an end-of-sequence token or a stop string, 'length' for the token limit.
       const promptTokens = exp.tokenizer.enc(prompt).length - 1 // BOS and the prompt, as the model reads it
       console.log(JSON.stringify({
+        model: exp.name,
+        checkpoint: step,
         text,
         finish_reason: finish === 'length' ? 'length' : 'stop',
         usage: { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens },

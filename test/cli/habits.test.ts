@@ -86,6 +86,7 @@ t.test('--json: eval-dset-ppl, eval-txt-ppl and gen-txt print one JSON object wi
   t.equal(gen.status, 0, gen.stderr)
   const g = JSON.parse(gen.stdout)
   t.equal(g.text + '\n', lmp(genArgs, env).stdout, 'the text gen-txt streams')
+  t.match(g, { model: 'm', checkpoint: 2 })
   t.match(g.finish_reason, /^(stop|length)$/)
   t.equal(g.usage.prompt_tokens, 'If you'.length + 1, 'BOS and the prompt')
   t.ok(g.usage.completion_tokens >= 1 && g.usage.completion_tokens <= 5)
