@@ -76,10 +76,19 @@ function tokenString(m: ServedModel, id: number): string {
   return m.tokenizer.dec([id])
 }
 
+/**
+ * Choice j's seed: seed + j, wrapping past Number.MAX_SAFE_INTEGER to 0, 1, ... so that every seed the
+ * validator accepts (0..2^53-1) gives n distinct safe-integer seeds (seed + j itself would round).
+ */
+export function choiceSeed(seed: number, j: number): number {
+  const room = Number.MAX_SAFE_INTEGER - seed
+  return j <= room ? seed + j : j - room - 1
+}
+
 export function completionParams(body: CompletionRequest, choiceIndex: number): GenerationParams {
   const stop = body.stop == null ? [] : Array.isArray(body.stop) ? body.stop : [body.stop]
   // A given seed makes each choice reproducible (choice j uses seed + j); otherwise a fresh random seed.
-  const seed = body.seed != null ? body.seed + choiceIndex : randomInt(0, 2 ** 32 - 1)
+  const seed = body.seed != null ? choiceSeed(body.seed, choiceIndex) : randomInt(0, 2 ** 32 - 1)
   // OpenAI allows top_p 0: only the most likely token, i.e. top-k 1.
   const greedyByP = body.top_p === 0
   return {
@@ -245,7 +254,8 @@ export function completionsHandler(ctx: RouteContext) {
         }
       }
       const usage = (completion: number) => {
-        const prompt = promptTokens.reduce((a, b) => a + b, 0) * n
+        // Each prompt counts once, however many choices it has (as OpenAI and vLLM count it).
+        const prompt = promptTokens.reduce((a, b) => a + b, 0)
         return { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion }
       }
 
