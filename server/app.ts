@@ -7,6 +7,8 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import express, { type NextFunction, type Request, type Response } from 'express'
 import { pino, type Logger } from 'pino'
+import cors from 'cors'
+import { chatCompletionsHandler } from './chat.ts'
 import { completionsHandler, findModel, type RouteContext } from './completions.ts'
 import { createBatchingEngine, type Engine } from './engine.ts'
 import { errorHandler, HttpError, sendError } from './errors.ts'
@@ -25,6 +27,8 @@ export interface AppOptions {
   webDir?: string
   /** onnxruntime-web's dist folder (default: resolved from node_modules). */
   ortDir?: string
+  /** Origins (or '*') whose browser apps may call /v1/* (CORS); none by default. */
+  cors?: string[]
 }
 
 export interface App extends express.Express {
@@ -111,6 +115,12 @@ export function createApp(opts: AppOptions): App {
   // Every POST body is parsed as JSON whatever its Content-Type (curl -d sends form encoding by default).
   const json = express.json({ limit: limits.bodyBytes, type: () => true, strict: false })
   const v1 = express.Router()
+  // CORS before the bearer check: a browser's preflight carries no Authorization header.
+  if (opts.cors?.length) {
+    v1.use(cors({ origin: opts.cors.includes('*') ? '*' : opts.cors, maxAge: 600 }))
+    // This API is meant to be called from those origins; the page's isolation header would block reading it.
+    v1.use((_req, res, next) => { res.set('Cross-Origin-Resource-Policy', 'cross-origin'); next() })
+  }
   v1.use(auth)
 
   v1.get('/models', (_req, res) => {
@@ -129,6 +139,7 @@ export function createApp(opts: AppOptions): App {
   })
 
   v1.post('/completions', json, completionsHandler(ctx))
+  v1.post('/chat/completions', json, chatCompletionsHandler(ctx))
 
   v1.post('/perplexity', json, async (req, res) => {
     const body = validator.check<{ model?: string; text: string; per_token?: boolean | null; top_logprobs?: number | null }>('perplexity', req.body)

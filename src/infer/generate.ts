@@ -115,12 +115,7 @@ export class Generation {
     this.seed = seed ?? randomSeed()
     this.rng = createRng(this.seed)
 
-    if (typeof prompt === 'string') {
-      const ids = tokenizer.enc(prompt)
-      this.promptIds = ids[ids.length - 1] === EOS_ID ? ids.slice(0, -1) : ids
-    } else {
-      this.promptIds = prompt[0] === BOS_ID ? prompt.slice() : [BOS_ID, ...prompt]
-    }
+    this.promptIds = promptIds(tokenizer, prompt)
     if (this.promptIds.length === 0) throw new LmpError('the prompt encodes to no tokens')
     if (maxSeqLen !== null && this.promptIds.length > maxSeqLen) {
       throw new LmpError(`the prompt is ${this.promptIds.length} tokens but the model's context is ${maxSeqLen}`)
@@ -273,6 +268,16 @@ export class Generation {
     }
     return longest
   }
+}
+
+/**
+ * What the first model call is fed for a prompt: enc(text) without its final EOS (lmp's gen), or the
+ * given token ids, after a BOS when they do not start with one (the models learned every text after BOS).
+ */
+export function promptIds(tokenizer: TextCodec, prompt: string | readonly number[]): number[] {
+  if (typeof prompt !== 'string') return prompt[0] === BOS_ID ? prompt.slice() : [BOS_ID, ...prompt]
+  const ids = tokenizer.enc(prompt)
+  return ids[ids.length - 1] === EOS_ID ? ids.slice(0, -1) : ids
 }
 
 /** A bare codec's text for one token (its dec, specials removed). */
