@@ -161,7 +161,10 @@ export class Generation {
     this.tokenIds.push(tokenId)
     this.seen.add(tokenId)
     const event: GenerationEvent = { tokenId, textDelta: '', done: false, token: '' }
-    const token = this.pieces ? this.pieces.peek(tokenId) : tokenizerText(this.tokenizer, tokenId)
+    let finish: FinishReason | undefined = tokenId === EOS_ID ? 'eos' : undefined
+    if (!finish && this.tokenIds.length >= this.maxNewTokens) finish = 'length'
+    // The last token's text includes the bytes still held (read as U+FFFD, as dec reads them).
+    const token = this.pieces ? (finish ? this.pieces.peekLast(tokenId) : this.pieces.peek(tokenId)) : tokenizerText(this.tokenizer, tokenId)
     if (this.logprobs !== undefined) {
       const lse = logSumExp(logitsRow)
       event.logprob = logitsRow[tokenId] - lse
@@ -171,8 +174,6 @@ export class Generation {
       }
     }
 
-    let finish: FinishReason | undefined = tokenId === EOS_ID ? 'eos' : undefined
-    if (!finish && this.tokenIds.length >= this.maxNewTokens) finish = 'length'
     let decoded: string
     if (this.pieces) {
       this.piecesText += this.pieces.push(tokenId)
@@ -192,11 +193,7 @@ export class Generation {
       visible = decoded.slice(0, stopAt)
     } else {
       // At the end the held bytes are text after all (U+FFFD, as dec reads them).
-      if (finish && this.pieces) {
-        const tail = this.pieces.flush()
-        event.token += tail
-        decoded = this.piecesText += tail
-      }
+      if (finish && this.pieces) decoded = this.piecesText += this.pieces.flush()
       // While running, hold back text that may be the start of a stop string.
       visible = finish ? decoded : decoded.slice(0, decoded.length - this.stopPrefixLength(decoded))
     }

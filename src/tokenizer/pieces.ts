@@ -28,6 +28,8 @@ export interface TokenTextDecoder {
   push(id: number): string
   /** What push(id) would return, without pushing it (for alternatives at the same position). */
   peek(id: number): string
+  /** What push(id) and then flush() would return together: the text of a last token. */
+  peekLast(id: number): string
   /** True when peek(id) leaves bytes held: the token ends inside a character. */
   holds(id: number): boolean
   /** Text for bytes still held at the end (U+FFFD per incomplete character, as dec gives); clears them. */
@@ -88,6 +90,9 @@ class WordDecoder implements TokenTextDecoder {
     if (t !== '') this.afterText = true
     return t
   }
+  peekLast(id: number): string {
+    return this.peek(id)
+  }
   holds(): boolean {
     return false
   }
@@ -136,6 +141,10 @@ class ByteDecoder implements TokenTextDecoder {
   }
   peek(id: number): string {
     return this.step(id).text
+  }
+  peekLast(id: number): string {
+    const { text, held } = this.step(id)
+    return text + this.utf8.decode(held)
   }
   holds(id: number): boolean {
     return this.step(id).held.length > 0
