@@ -7,6 +7,7 @@ import { mkdirSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { pino } from 'pino'
 import OpenAI from 'openai'
+import fc from 'fast-check'
 import { createApp, type AppOptions } from '../../server/app.ts'
 import { loadExperimentModel, type ServedModel } from '../../server/models.ts'
 import { demoSamples } from '../../src/data/demo.ts'
@@ -324,4 +325,23 @@ t.test('the official openai client: chat plain and streaming; an lm-evaluation-h
       })
     }
   }
+})
+
+t.test('hostile chat bodies: 4xx JSON errors, never a 5xx', async (t) => {
+  const { post } = await serve(t, [chatty])
+  const value = fc.oneof(
+    fc.constantFrom(null, true, 0, -1, 1.5, 1e308, '', 'user', '<bos>', [], {}, [{ type: 'text', text: 'hi' }], [{ type: 'text' }]),
+    fc.string({ maxLength: 20 }),
+    fc.integer(),
+  )
+  const message = fc.dictionary(fc.constantFrom('role', 'content', 'name', 'tool_calls'), value, { maxKeys: 3 })
+  const body = fc.record({
+    messages: fc.oneof(fc.array(message, { maxLength: 3 }), value),
+    extra: fc.dictionary(fc.constantFrom('max_tokens', 'temperature', 'n', 'stop', 'seed', 'logprobs', 'top_logprobs', 'stream', 'tools', 'response_format', 'model'), value, { maxKeys: 3 }),
+  }).map(({ messages, extra }) => ({ max_tokens: 3, ...extra, messages }))
+  await fc.assert(fc.asyncProperty(body, async (b) => {
+    const r = await post('/v1/chat/completions', b)
+    if (r.status >= 500 || (r.status >= 400 && typeof r.json?.error?.message !== 'string')) t.fail(`${r.status} for ${JSON.stringify(b)}: ${r.text.slice(0, 200)}`)
+    return r.status < 500
+  }), { numRuns: 150, seed: 13 })
 })
