@@ -110,7 +110,7 @@ export async function promptLogprobs(engine: Engine, m: ServedModel, p: Prepared
       const entry = j > 0 ? scored!.perToken![j - 1] : undefined
       out.tokens.push(p.texts[j])
       out.text_offset.push(offset)
-      offset += p.texts[j].length
+      offset += codePoints(p.texts[j])
       out.token_logprobs.push(entry ? entry.logprob : null)
       out.top_logprobs!.push(entry ? topLogprobsObject(d, { tokenId: id, text: p.texts[j], logprob: entry.logprob }, entry.top ?? []) : null as never)
     }
@@ -226,17 +226,35 @@ export class ChoiceRun {
  */
 export function logprobsOf(tokens: TokenEvent[], startOffset: number, cutAt = Infinity): Logprobs {
   const out: Logprobs = { tokens: [], token_logprobs: [], top_logprobs: [], text_offset: [] }
-  let at = 0
+  let at = 0 // in UTF-16 units, as cutAt
+  let offset = startOffset
   for (const ev of tokens) {
     if (at >= cutAt) break
     const token = ev.token.slice(0, cutAt - at)
     out.tokens.push(token)
     out.token_logprobs.push(ev.logprob ?? null)
     out.top_logprobs!.push(ev.topLogprobsByText ?? (ev.logprob === undefined ? {} : { [ev.token]: ev.logprob }))
-    out.text_offset.push(startOffset + at)
+    out.text_offset.push(offset)
     at += token.length
+    offset += codePoints(token)
   }
   return out
+}
+
+/**
+ * The length of a text in Unicode code points: OpenAI's and vLLM's text_offset count characters so (they
+ * are Python strings), where a JavaScript string's length counts UTF-16 units ('🎉' is 1, not 2).
+ */
+export function codePoints(text: string): number {
+  let n = text.length
+  for (let i = 0; i < text.length - 1; i++) {
+    const c = text.charCodeAt(i)
+    if (c >= 0xd800 && c <= 0xdbff) {
+      const d = text.charCodeAt(i + 1)
+      if (d >= 0xdc00 && d <= 0xdfff) { n--; i++ }
+    }
+  }
+  return n
 }
 
 /** Appends `b` to `a`, offsets and all. */
@@ -334,7 +352,7 @@ export function completionsHandler(ctx: RouteContext) {
           return {
             text: prefix + r.text,
             index: jobs[i].index,
-            logprobs: wantLogprobs ? joinLogprobs(await echoLogprobs(i), logprobsOf(r.tokens, prefix.length, cut)) : null,
+            logprobs: wantLogprobs ? joinLogprobs(await echoLogprobs(i), logprobsOf(r.tokens, codePoints(prefix), cut)) : null,
             finish_reason: finishes[i],
           }
         }))
@@ -359,7 +377,7 @@ export function completionsHandler(ctx: RouteContext) {
           if (echo) {
             const text = echoText(i)
             send(chunk({ text, index: job.index, logprobs: wantLogprobs ? await echoLogprobs(i) : null, finish_reason: null }))
-            offset = text.length
+            offset = codePoints(text)
           }
           // Tokens that came while the prompt was scored go out first, in order.
           const onToken = (ev: TokenEvent) => {
@@ -372,7 +390,7 @@ export function completionsHandler(ctx: RouteContext) {
               return
             }
             send(chunk({ text, index: job.index, logprobs: logprobsOf([ev], offset), finish_reason: null }))
-            offset += ev.token.length
+            offset += codePoints(ev.token)
           }
           runs[i].tokens.forEach(onToken)
           runs[i].onToken = onToken

@@ -258,6 +258,11 @@ t.test('fault 6: nothing of a stop string is sent, plain or streaming', async (t
   t.equal(s.finish, 'stop')
   const whole = await post('/v1/completions', { ...body, stop: null })
   t.equal(whole.json.choices[0].text, ' 🎉 🎉 🎉 and so on')
+  // text_offset counts characters as OpenAI's and vLLM's servers do: code points ('🎉' is one).
+  const all = (await post('/v1/completions', { ...body, stop: null, logprobs: 0 })).json.choices[0].logprobs
+  t.equal(all.tokens.join(''), ' 🎉 🎉 🎉 and so on')
+  t.equal(all.text_offset[all.tokens.indexOf(' and')], 6)
+  t.equal(all.tokens.filter((x: string) => x.includes('🎉')).length, 3, 'each 🎉 whole in the token that completes it')
   const lp = await post('/v1/completions', { ...body, logprobs: 1 })
   t.equal(lp.json.choices[0].logprobs.tokens.join(''), ' ', 'the logprobs tokens stop where the text does')
 })

@@ -52,9 +52,13 @@ const prompt = fc.oneof(
   fc.array(fc.constantFrom('If', 'you', 'add', '3', 'get', '🙂', 'é', 'ﬁ', ' ', '  ', '.', 'zz'), { maxLength: 10 }).map((w) => w.join('')),
 )
 
+/** Offsets count code points, as OpenAI's and vLLM's (Python) servers do. */
 function checkSpelling(t: Test, what: string, text: string, lp: { tokens: string[]; text_offset: number[] }): boolean {
+  const chars = [...text]
+  const length = (s: string) => [...s].length
   const ok = lp.tokens.join('') === text &&
-    lp.tokens.every((tok, i) => lp.text_offset[i] === (i === 0 ? 0 : lp.text_offset[i - 1] + lp.tokens[i - 1].length) && text.slice(lp.text_offset[i], lp.text_offset[i] + tok.length) === tok)
+    lp.tokens.every((tok, i) => lp.text_offset[i] === (i === 0 ? 0 : lp.text_offset[i - 1] + length(lp.tokens[i - 1])) &&
+      chars.slice(lp.text_offset[i], lp.text_offset[i] + length(tok)).join('') === tok)
   if (!ok) t.fail(`${what}: ${JSON.stringify({ text, tokens: lp.tokens, text_offset: lp.text_offset })}`)
   return ok
 }
