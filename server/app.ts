@@ -15,6 +15,8 @@ import { errorHandler, HttpError, sendError } from './errors.ts'
 import { Metrics } from './metrics.ts'
 import { ModelRegistry, type ServedModel } from './models.ts'
 import { defaultLimits, Validator, type ServerLimits } from './validation.ts'
+import { BOS_ID } from '../src/tokenizer/index.ts'
+import { tokenStrings } from '../src/tokenizer/pieces.ts'
 
 export interface AppOptions {
   models: ModelRegistry | ServedModel[]
@@ -153,7 +155,9 @@ export function createApp(opts: AppOptions): App {
     const perToken = body.per_token === true || (body.top_logprobs ?? 0) > 0
     const r = await engine.score(m, body.text, { perToken, alternatives: body.top_logprobs ?? undefined }, closed.signal)
     metrics.tokens(m.name, r.tokens, 0)
-    const str = (id: number) => m.tokenizer.dec([id])
+    // Each token's own text (a space is ' '), specials by name (src/tokenizer/pieces.ts).
+    const strings = r.perToken ? tokenStrings(m.tokenizer, [BOS_ID, ...r.perToken.map((p) => p.tokenId)])!.slice(1) : []
+    const str = (id: number) => tokenStrings(m.tokenizer, [id])![0]
     res.json({
       object: 'perplexity',
       model: m.name,
@@ -164,9 +168,9 @@ export function createApp(opts: AppOptions): App {
       total_nll: r.nll,
       ...(r.perToken
         ? {
-            per_token: r.perToken.map((p) => ({
+            per_token: r.perToken.map((p, i) => ({
               token_id: p.tokenId,
-              token: str(p.tokenId),
+              token: strings[i],
               logprob: p.logprob,
               ...(p.top ? { top_logprobs: p.top.map((a) => ({ token_id: a.tokenId, token: str(a.tokenId), logprob: a.logprob })) } : {}),
             })),
@@ -179,7 +183,7 @@ export function createApp(opts: AppOptions): App {
     const body = validator.check<{ model?: string; text?: string; prompt?: string }>('tokenize', req.body)
     const m = findModel(registry, body.model)
     const tokens = m.tokenizer.enc(body.text ?? body.prompt ?? '')
-    res.json({ model: m.name, tokens, count: tokens.length, strings: tokens.map((t) => m.tokenizer.dec([t])) })
+    res.json({ model: m.name, tokens, count: tokens.length, strings: tokenStrings(m.tokenizer, tokens) })
   })
 
   v1.post('/detokenize', json, (req, res) => {

@@ -73,6 +73,20 @@ export function tokenTexts(tokenizer: object, ids: readonly number[]): string[] 
   return out
 }
 
+/**
+ * A readable string per token for listings (/v1/tokenize, /v1/perplexity): its own text, or where that is
+ * empty (special tokens, bytes of an unfinished character) decoder.label's name for it. Null for unknown codecs.
+ */
+export function tokenStrings(tokenizer: object, ids: readonly number[]): string[] | null {
+  const d = tokenTextDecoder(tokenizer)
+  if (!d) return null
+  return ids.map((id) => {
+    const label = d.label(id)
+    const text = d.push(id)
+    return text === '' ? label : text
+  })
+}
+
 /** Vocabulary tokenizers: a token's text is fixed, after a separator that depends on whether text came before. */
 class WordDecoder implements TokenTextDecoder {
   private afterText = false

@@ -172,6 +172,9 @@ t.test('faults 2 and 3: echo + logprobs scores the prompt; each token is its own
   // The fake favours PAD (never generated) most: it is listed too, under its name, beside the chosen token.
   t.same(g.logprobs.top_logprobs.slice(-3).map((o: object) => Object.keys(o).sort()), [[' ', '<pad>'], ['3', '<pad>'], ['3', '<pad>']])
   g.logprobs.top_logprobs.forEach((o: Record<string, number>, i: number) => t.equal(o[g.logprobs.tokens[i]], g.logprobs.token_logprobs[i]))
+  // The same texts in /v1/tokenize and /v1/perplexity (specials by name).
+  t.same((await post('/v1/tokenize', { model: 'demo', text: 'get 3' })).json.strings, ['<bos>', 'g', 'e', 't', ' ', '3', '<eos>'])
+  t.same((await post('/v1/perplexity', { model: 'demo', text: 'get 3', per_token: true })).json.per_token.map((p: any) => p.token), ['g', 'e', 't', ' ', '3', '<eos>'])
   const plain = await post('/v1/completions', { model: 'demo', prompt: PROMPT, logprobs: 0, max_tokens: 3, temperature: 0 })
   t.same(plain.json.choices[0].logprobs.text_offset, [0, 1, 2])
 })
@@ -322,11 +325,14 @@ t.test('the official openai client: chat plain and streaming; an lm-evaluation-h
       const continuationLogprob = lp.token_logprobs!.slice(ctxIds.length).reduce((a, b) => a + b, 0)
       const expected = reference.slice(ctxIds.length, allIds.length).reduce((a: number, p: { logprob: number }) => a + p.logprob, 0)
       t.ok(Math.abs(continuationLogprob - expected) < 1e-5, `${typeof prompt === 'string' ? 'text' : 'ids'} ${JSON.stringify(continuation)}: ${continuationLogprob} ≈ ${expected}`)
-      // is_greedy as the harness checks it: each continuation token is its position's most likely key.
-      const top = lp.top_logprobs!.slice(ctxIds.length) as Record<string, number>[]
-      top.forEach((o, i) => {
-        const best = Object.entries(o).sort((a, b) => b[1] - a[1])[0][0]
-        t.type(best, 'string', `top key ${i}`)
+      // is_greedy as the harness computes it compares each token with its position's most likely key: the
+      // chosen token is listed under the same text as in `tokens`, with its own value.
+      const top = lp.top_logprobs as Record<string, number>[]
+      lp.tokens!.forEach((tok, i) => {
+        if (i === 0) return
+        if (top[i][tok] !== lp.token_logprobs![i]) t.fail(`position ${i}: ${JSON.stringify(tok)} is listed as ${top[i][tok]}, not ${lp.token_logprobs![i]}`)
+        const [bestKey, bestValue] = Object.entries(top[i]).sort((a, b) => b[1] - a[1])[0]
+        if (bestValue === lp.token_logprobs![i] && bestKey !== tok) t.fail(`position ${i}: the most likely key ${JSON.stringify(bestKey)} is not the token ${JSON.stringify(tok)}`)
       })
     }
   }
