@@ -53,7 +53,11 @@ export interface ChatTemplate {
 
 const specialText = (v: unknown): string => (typeof v === 'string' ? v : typeof (v as { content?: unknown })?.content === 'string' ? (v as { content: string }).content : '')
 
-/** Compiles a Jinja chat template (a one-line 400-free error if it does not parse: the model's, not the client's). */
+/**
+ * Compiles a Jinja chat template as transformers renders it (variables messages, add_generation_prompt,
+ * bos_token, eos_token) and works out where a reply ends. Throws the Jinja parser's error when the source
+ * does not parse.
+ */
 export function chatTemplate(source: string, specials: { bos_token?: string; eos_token?: string } = {}, origin: 'model' | 'default' = 'model'): ChatTemplate {
   const template = new Template(source)
   const render = (messages: { role: string; content: string }[], addGenerationPrompt: boolean) =>
@@ -159,6 +163,7 @@ function chatLogprobs(tokens: TokenEvent[], cutAt: number): { content: ChatToken
   }
 }
 
+/** The route: validates, renders the messages with the model's template, and answers as OpenAI does. */
 export function chatCompletionsHandler(ctx: RouteContext) {
   return async (req: Request, res: Response) => {
     const started = performance.now()

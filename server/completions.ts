@@ -272,6 +272,7 @@ const timedOut = new Error('request timed out')
 const disconnectedReason = new Error('client disconnected')
 const finished = new Error('request finished')
 
+/** The route: one choice per prompt and n, queued at once; echo with logprobs scores each prompt once. */
 export function completionsHandler(ctx: RouteContext) {
   return async (req: Request, res: Response) => {
     const started = performance.now()
