@@ -17,6 +17,7 @@ import type { Gpt2Tokenizer } from '../../src/tokenizer/gpt2.ts'
 import { fakeModel, scriptedLogits, type LogitsFn } from '../infer/fakes.ts'
 import { writeExportedModel } from './exported-model.ts'
 import { listen, readStream, sseEvents } from './http.ts'
+import { isOneLineError, lmp } from '../helpers/cli.ts'
 
 const silent = pino({ level: 'silent' })
 loadGpt2Sync()
@@ -283,6 +284,9 @@ t.test('--cors: off by default; the given origin may call /v1 from a browser', a
   t.equal(ok.headers.get('access-control-allow-origin'), 'https://app.example')
   t.match(ok.headers.get('access-control-allow-headers') ?? '', /authorization/i)
   t.equal((await preflight(on.base, 'https://evil.example')).headers.get('access-control-allow-origin'), null)
+  const bad = lmp(['serve', '--exp', 'none', '--cors', 'app.example/path'])
+  t.ok(isOneLineError(bad), bad.stderr)
+  t.match(bad.stderr, /--cors must be an origin like https:\/\/app.example:8443 or '\*', got 'app.example\/path'/)
   const res = await on.post('/v1/completions', { prompt: 'a', max_tokens: 1 }, { origin: 'https://app.example', authorization: 'Bearer k' })
   t.equal(res.status, 200)
   t.equal(res.headers.get('access-control-allow-origin'), 'https://app.example')
