@@ -157,7 +157,8 @@ export function createApp(opts: AppOptions): App {
     metrics.tokens(m.name, r.tokens, 0)
     // Each token's own text (a space is ' '), specials by name (src/tokenizer/pieces.ts).
     const strings = r.perToken ? tokenStrings(m.tokenizer, [BOS_ID, ...r.perToken.map((p) => p.tokenId)])!.slice(1) : []
-    const str = (id: number) => tokenStrings(m.tokenizer, [id])![0]
+    // Alternatives as the page's score view shows them (web/worker.ts), which test/web/views.test.ts compares.
+    const str = (id: number) => m.tokenizer.dec([id])
     res.json({
       object: 'perplexity',
       model: m.name,
