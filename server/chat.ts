@@ -146,16 +146,24 @@ interface ChatTokenLogprob {
 }
 
 const utf8 = new TextEncoder()
-const bytesOf = (s: string) => Array.from(utf8.encode(s))
+/** A key's bytes: OpenAI's `bytes:\xNN` spelling read back, else the text's UTF-8. */
+const bytesOf = (s: string) =>
+  s.startsWith('bytes:\\x') ? s.slice(6).split('\\x').slice(1).map((h) => parseInt(h, 16)) : Array.from(utf8.encode(s))
 
-/** OpenAI's chat logprobs: one entry per token (its text, UTF-8 bytes and alternatives). */
-function chatLogprobs(tokens: TokenEvent[], cutAt: number): { content: ChatTokenLogprob[] } {
+/**
+ * OpenAI's chat logprobs: one entry per token, with its text, its own bytes (a byte-level token's bytes
+ * even when it holds only part of a character and its text is '': joined, the bytes are the reply's
+ * UTF-8) and its alternatives.
+ */
+function chatLogprobs(m: ServedModel, tokens: TokenEvent[], cutAt: number): { content: ChatTokenLogprob[] } {
   const lp = logprobsOf(tokens, 0, cutAt)
+  const own = (m.tokenizer as { tokenBytes?: (id: number) => Uint8Array | null }).tokenBytes
   return {
     content: lp.tokens.map((token, i) => ({
       token,
       logprob: lp.token_logprobs[i] ?? 0,
-      bytes: bytesOf(token),
+      // A token the stop string cut shows its part before the cut: its text's bytes then.
+      bytes: own && token === tokens[i].token ? Array.from(own.call(m.tokenizer, tokens[i].tokenId) ?? []) : bytesOf(token),
       top_logprobs: Object.entries(lp.top_logprobs![i] ?? {})
         .sort((a, b) => b[1] - a[1])
         .map(([t, logprob]) => ({ token: t, logprob, bytes: bytesOf(t) })),
@@ -227,7 +235,7 @@ export function chatCompletionsHandler(ctx: RouteContext) {
         const choices: ChatChoice[] = runs.map((r, i) => ({
           index: i,
           message: { role: 'assistant', content: r.text },
-          logprobs: wantLogprobs ? chatLogprobs(r.tokens, r.reason === 'stop' ? r.text.length : Infinity) : null,
+          logprobs: wantLogprobs ? chatLogprobs(m, r.tokens, r.reason === 'stop' ? r.text.length : Infinity) : null,
           finish_reason: finishes[i],
         }))
         const completion = runs.reduce((a, r) => a + r.tokens.length, 0)
@@ -249,7 +257,7 @@ export function chatCompletionsHandler(ctx: RouteContext) {
             if (ev.tokenId < 0) return
             onFirstToken()
             completion++
-            const logprobs = wantLogprobs ? chatLogprobs([ev], Infinity) : null
+            const logprobs = wantLogprobs ? chatLogprobs(m, [ev], Infinity) : null
             if (ev.textDelta || logprobs) send(chunk({ index, delta: { content: ev.textDelta }, logprobs, finish_reason: null }))
           }
           send(chunk({ index, delta: {}, logprobs: null, finish_reason: await r.finish(signal) }))

@@ -106,6 +106,24 @@ t.test('fault 1: POST /v1/chat/completions exists, plain and streaming, in OpenA
   }
 })
 
+t.test('chat logprobs: each token’s own bytes, so a character split across byte-level tokens loses none', async (t) => {
+  const gpt2Colon = gpt2.enc(':')[1]
+  const m = served('party-chat', gpt2, (h) => {
+    const want = partyIds[h.length - 1 - h.lastIndexOf(gpt2Colon)] ?? EOS_ID
+    const row = new Array(gpt2.vocabSize).fill(0)
+    row[want] = 12
+    return row
+  })
+  const { post } = await serve(t, [m])
+  const r = await post('/v1/chat/completions', { messages: [{ role: 'user', content: 'party?' }], temperature: 0, logprobs: true, top_logprobs: 2, max_tokens: 40 })
+  const reply = r.json.choices[0].message.content
+  const content = r.json.choices[0].logprobs.content
+  t.equal(reply, ' 🎉 🎉 🎉 and so on')
+  t.equal(content.map((c: any) => c.token).join(''), reply)
+  t.ok(content.some((c: any) => c.token === '' && c.bytes.length > 0), 'a token with part of 🎉 has text "" but its bytes')
+  t.same(content.flatMap((c: any) => c.bytes), Array.from(new TextEncoder().encode(reply)), 'the bytes, joined, are the reply')
+})
+
 t.test('chat templates: the model’s own Jinja template from tokenizer_config.json', async (t) => {
   const dir = t.testdir({ onnx: {} })
   const template = "{% for m in messages %}<{{ m.role }}>{{ m.content }}|{% endfor %}{% if add_generation_prompt %}<assistant>:{% endif %}"
@@ -242,11 +260,11 @@ t.test('faults 5, 7, 8 on a real exported model: tiny temperatures, seeds with n
   const same = await post('/v1/completions', { prompt: 'If you add', max_tokens: 6, seed: 9007199254740991 })
   t.equal(big.json.choices[0].text, same.json.choices[0].text)
 
-  const one = await post('/v1/completions', { prompt: 'If you add', max_tokens: 2 })
-  const three = await post('/v1/completions', { prompt: 'If you add', max_tokens: 2, n: 3 })
+  const one = await post('/v1/completions', { prompt: 'If you add', max_tokens: 2, temperature: 0 })
+  const three = await post('/v1/completions', { prompt: 'If you add', max_tokens: 2, n: 3, temperature: 0 })
   t.equal(one.json.usage.prompt_tokens, 11, 'BOS + 10 characters')
   t.equal(three.json.usage.prompt_tokens, 11, 'once, not n times')
-  t.equal(three.json.usage.completion_tokens, 6)
+  t.equal(three.json.usage.completion_tokens, 3 * one.json.usage.completion_tokens)
   const two = await post('/v1/completions', { prompt: ['If you add', 'If'], max_tokens: 2, n: 2 })
   t.equal(two.json.usage.prompt_tokens, 14, 'each prompt once')
 })
