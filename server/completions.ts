@@ -1,5 +1,7 @@
 // POST /v1/completions in OpenAI's request/response shape, plain and streaming (server-sent events
-// of the same chunk shape, ending with `data: [DONE]`).
+// of the same chunk shape, ending with `data: [DONE]`). Prompts are texts or token ids; `echo` with
+// `logprobs` lists the prompt's tokens scored (lm-evaluation-harness's loglikelihood); logprobs tokens are
+// each token's own text (src/tokenizer/pieces.ts), so they spell the returned text.
 import { randomInt, randomUUID } from 'node:crypto'
 import type { Request, Response } from 'express'
 import { promptIds } from '../src/infer/generate.ts'
