@@ -7,12 +7,16 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import express, { type NextFunction, type Request, type Response } from 'express'
 import { pino, type Logger } from 'pino'
+import cors from 'cors'
+import { chatCompletionsHandler } from './chat.ts'
 import { completionsHandler, findModel, type RouteContext } from './completions.ts'
 import { createBatchingEngine, type Engine } from './engine.ts'
 import { errorHandler, HttpError, sendError } from './errors.ts'
 import { Metrics } from './metrics.ts'
 import { ModelRegistry, type ServedModel } from './models.ts'
 import { defaultLimits, Validator, type ServerLimits } from './validation.ts'
+import { BOS_ID } from '../src/tokenizer/index.ts'
+import { tokenStrings } from '../src/tokenizer/pieces.ts'
 
 export interface AppOptions {
   models: ModelRegistry | ServedModel[]
@@ -25,6 +29,8 @@ export interface AppOptions {
   webDir?: string
   /** onnxruntime-web's dist folder (default: resolved from node_modules). */
   ortDir?: string
+  /** Origins (or '*') whose browser apps may call /v1/* (CORS); none by default. */
+  cors?: string[]
 }
 
 export interface App extends express.Express {
@@ -111,6 +117,12 @@ export function createApp(opts: AppOptions): App {
   // Every POST body is parsed as JSON whatever its Content-Type (curl -d sends form encoding by default).
   const json = express.json({ limit: limits.bodyBytes, type: () => true, strict: false })
   const v1 = express.Router()
+  // CORS before the bearer check: a browser's preflight carries no Authorization header.
+  if (opts.cors?.length) {
+    v1.use(cors({ origin: opts.cors.includes('*') ? '*' : opts.cors, maxAge: 600 }))
+    // This API is meant to be called from those origins; the page's isolation header would block reading it.
+    v1.use((_req, res, next) => { res.set('Cross-Origin-Resource-Policy', 'cross-origin'); next() })
+  }
   v1.use(auth)
 
   v1.get('/models', (_req, res) => {
@@ -129,6 +141,7 @@ export function createApp(opts: AppOptions): App {
   })
 
   v1.post('/completions', json, completionsHandler(ctx))
+  v1.post('/chat/completions', json, chatCompletionsHandler(ctx))
 
   v1.post('/perplexity', json, async (req, res) => {
     const body = validator.check<{ model?: string; text: string; per_token?: boolean | null; top_logprobs?: number | null }>('perplexity', req.body)
@@ -142,6 +155,9 @@ export function createApp(opts: AppOptions): App {
     const perToken = body.per_token === true || (body.top_logprobs ?? 0) > 0
     const r = await engine.score(m, body.text, { perToken, alternatives: body.top_logprobs ?? undefined }, closed.signal)
     metrics.tokens(m.name, r.tokens, 0)
+    // Each token's own text (a space is ' '), specials by name (src/tokenizer/pieces.ts).
+    const strings = r.perToken ? tokenStrings(m.tokenizer, [BOS_ID, ...r.perToken.map((p) => p.tokenId)])!.slice(1) : []
+    // Alternatives as the page's score view shows them (web/worker.ts), which test/web/views.test.ts compares.
     const str = (id: number) => m.tokenizer.dec([id])
     res.json({
       object: 'perplexity',
@@ -153,9 +169,9 @@ export function createApp(opts: AppOptions): App {
       total_nll: r.nll,
       ...(r.perToken
         ? {
-            per_token: r.perToken.map((p) => ({
+            per_token: r.perToken.map((p, i) => ({
               token_id: p.tokenId,
-              token: str(p.tokenId),
+              token: strings[i],
               logprob: p.logprob,
               ...(p.top ? { top_logprobs: p.top.map((a) => ({ token_id: a.tokenId, token: str(a.tokenId), logprob: a.logprob })) } : {}),
             })),
@@ -168,7 +184,7 @@ export function createApp(opts: AppOptions): App {
     const body = validator.check<{ model?: string; text?: string; prompt?: string }>('tokenize', req.body)
     const m = findModel(registry, body.model)
     const tokens = m.tokenizer.enc(body.text ?? body.prompt ?? '')
-    res.json({ model: m.name, tokens, count: tokens.length, strings: tokens.map((t) => m.tokenizer.dec([t])) })
+    res.json({ model: m.name, tokens, count: tokens.length, strings: tokenStrings(m.tokenizer, tokens) })
   })
 
   v1.post('/detokenize', json, (req, res) => {

@@ -28,8 +28,8 @@ export interface Engine {
    * resolves when the generation ends: after the done event, or early, without one, when `signal` aborts;
    * it rejects when the model call fails.
    */
-  generate(m: ServedModel, prompt: string, params: GenerationParams, signal: AbortSignal, onEvent: (ev: TokenEvent) => void): Promise<void>
-  score(m: ServedModel, text: string, opts: { perToken: boolean; alternatives?: number }, signal: AbortSignal): Promise<ScoreResult>
+  generate(m: ServedModel, prompt: string | readonly number[], params: GenerationParams, signal: AbortSignal, onEvent: (ev: TokenEvent) => void): Promise<void>
+  score(m: ServedModel, text: string | readonly number[], opts: { perToken: boolean; alternatives?: number }, signal: AbortSignal): Promise<ScoreResult>
   /** How many more requests the model's queue takes now. */
   room(m: ServedModel): number
   /** Resolves when nothing is running or waiting (graceful shutdown). */

@@ -22,6 +22,8 @@ export interface StartOptions {
   limits?: Partial<ServerLimits>
   logger?: Logger
   numThreads?: number
+  /** Origins allowed to call /v1/* from a browser (CORS); none by default. */
+  cors?: string[]
 }
 
 export interface RunningServer {
@@ -48,7 +50,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   }
 
   const registry = new ModelRegistry([], false)
-  const app = createApp({ models: registry, apiKey: opts.apiKey, limits: opts.limits, logger: log } satisfies AppOptions)
+  const app = createApp({ models: registry, apiKey: opts.apiKey, limits: opts.limits, logger: log, cors: opts.cors } satisfies AppOptions)
   const server = await listen(app, host, port)
   // Keep-alive sockets must not hold shutdown for long.
   server.keepAliveTimeout = 5_000

@@ -42,6 +42,17 @@ export const defaultLimits: ServerLimits = {
 const modelName = { type: 'string', minLength: 1, maxLength: 256 }
 const maxInt = Number.MAX_SAFE_INTEGER
 
+/** A prompt as token ids: a non-empty array of vocabulary ids (the route checks them against the model). */
+const tokenIds = (limits: ServerLimits) => ({ type: 'array', minItems: 1, maxItems: limits.maxPromptTokens, items: { type: 'integer', minimum: 0, maximum: maxInt } })
+
+const stopSchema = {
+  anyOf: [
+    { type: 'null' },
+    { type: 'string', minLength: 1, maxLength: 256 },
+    { type: 'array', maxItems: 4, items: { type: 'string', minLength: 1, maxLength: 256 } },
+  ],
+}
+
 export function schemas(limits: ServerLimits) {
   return {
     completions: {
@@ -49,10 +60,12 @@ export function schemas(limits: ServerLimits) {
       required: ['prompt'],
       properties: {
         model: modelName,
+        // A text, token ids, or a list of either (OpenAI's four prompt forms).
         prompt: {
           anyOf: [
             { type: 'string', maxLength: limits.maxTextChars },
-            { type: 'array', minItems: 1, maxItems: limits.maxChoices, items: { type: 'string', maxLength: limits.maxTextChars } },
+            tokenIds(limits),
+            { type: 'array', minItems: 1, maxItems: limits.maxChoices, items: { anyOf: [{ type: 'string', maxLength: limits.maxTextChars }, tokenIds(limits)] } },
           ],
         },
         max_tokens: { type: ['integer', 'null'], minimum: 0, maximum: limits.maxTokens },
@@ -61,13 +74,7 @@ export function schemas(limits: ServerLimits) {
         top_k: { type: ['integer', 'null'], minimum: 0, maximum: maxInt },
         repetition_penalty: { type: ['number', 'null'], exclusiveMinimum: 0, maximum: 100 },
         n: { type: ['integer', 'null'], minimum: 1, maximum: limits.maxChoices },
-        stop: {
-          anyOf: [
-            { type: 'null' },
-            { type: 'string', minLength: 1, maxLength: 256 },
-            { type: 'array', maxItems: 4, items: { type: 'string', minLength: 1, maxLength: 256 } },
-          ],
-        },
+        stop: stopSchema,
         seed: { type: ['integer', 'null'], minimum: 0, maximum: maxInt },
         logprobs: { type: ['integer', 'null'], minimum: 0, maximum: 5 },
         echo: { type: ['boolean', 'null'] },
@@ -82,6 +89,57 @@ export function schemas(limits: ServerLimits) {
         best_of: { type: ['integer', 'null'], minimum: 1, maximum: 1 },
         suffix: { type: ['string', 'null'], maxLength: 0 },
         logit_bias: { type: ['object', 'null'], maxProperties: 0 },
+        user: { type: 'string', maxLength: 256 },
+      },
+    },
+    chat: {
+      type: 'object',
+      required: ['messages'],
+      properties: {
+        model: modelName,
+        messages: {
+          type: 'array',
+          minItems: 1,
+          maxItems: 1024,
+          items: {
+            type: 'object',
+            required: ['role'],
+            properties: {
+              role: { enum: ['system', 'developer', 'user', 'assistant'] },
+              content: {
+                anyOf: [
+                  { type: 'null' },
+                  { type: 'string', maxLength: limits.maxTextChars },
+                  { type: 'array', maxItems: 256, items: { type: 'object', required: ['type'], properties: { type: { type: 'string' }, text: { type: 'string', maxLength: limits.maxTextChars } } } },
+                ],
+              },
+              name: { type: 'string', maxLength: 256 },
+            },
+          },
+        },
+        max_tokens: { type: ['integer', 'null'], minimum: 0, maximum: limits.maxTokens },
+        max_completion_tokens: { type: ['integer', 'null'], minimum: 0, maximum: limits.maxTokens },
+        temperature: { type: ['number', 'null'], minimum: 0, maximum: 100 },
+        top_p: { type: ['number', 'null'], minimum: 0, maximum: 1 },
+        top_k: { type: ['integer', 'null'], minimum: 0, maximum: maxInt },
+        repetition_penalty: { type: ['number', 'null'], exclusiveMinimum: 0, maximum: 100 },
+        n: { type: ['integer', 'null'], minimum: 1, maximum: limits.maxChoices },
+        stop: stopSchema,
+        seed: { type: ['integer', 'null'], minimum: 0, maximum: maxInt },
+        logprobs: { type: ['boolean', 'null'] },
+        top_logprobs: { type: ['integer', 'null'], minimum: 0, maximum: 5 },
+        stream: { type: ['boolean', 'null'] },
+        stream_options: {
+          type: ['object', 'null'],
+          properties: { include_usage: { type: ['boolean', 'null'] } },
+        },
+        // OpenAI fields we accept only at their neutral values, so clients that send defaults still work.
+        presence_penalty: { type: ['number', 'null'], const: 0 },
+        frequency_penalty: { type: ['number', 'null'], const: 0 },
+        logit_bias: { type: ['object', 'null'], maxProperties: 0 },
+        tools: { type: ['array', 'null'], maxItems: 0 },
+        tool_choice: { enum: ['none', null] },
+        response_format: { type: ['object', 'null'], properties: { type: { const: 'text' } } },
         user: { type: 'string', maxLength: 256 },
       },
     },
@@ -119,13 +177,16 @@ export type SchemaName = keyof ReturnType<typeof schemas>
 
 // How a field must look, for the fields whose schema is an anyOf (ajv's own messages there are unhelpful).
 const shapes: Record<string, string> = {
-  prompt: 'a string or a non-empty array of strings',
+  prompt: 'a string, an array of token ids, or a non-empty array of strings or of token-id arrays',
   stop: 'a string, an array of up to 4 non-empty strings, or null',
   presence_penalty: '0 (use repetition_penalty)',
   frequency_penalty: '0 (use repetition_penalty)',
   best_of: '1',
   suffix: 'empty (suffix is not supported)',
   logit_bias: 'empty (logit_bias is not supported)',
+  tools: 'empty (tools are not supported)',
+  tool_choice: "'none' (tools are not supported)",
+  response_format: "{ type: 'text' } (structured output is not supported)",
 }
 
 export class Validator {

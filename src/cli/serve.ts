@@ -15,12 +15,16 @@ export const command: Command = {
       device: { type: 'string', default: 'cpu', choices: ['cpu', 'cuda'], help: 'onnxruntime-node execution provider' },
       'api-key': { type: 'string', help: 'require Authorization: Bearer KEY on /v1/* and /metrics (default: $LMP_API_KEY)' },
       threads: { type: 'int', min: 0, max: 256, help: 'onnxruntime intra-op threads (default: 1 for a model under 16 MB, else onnxruntime picks)' },
+      cors: { type: 'string[]', help: "let browser apps on this origin call /v1/* (CORS), e.g. https://app.example; '*' for any (repeatable; off by default)" },
       'stream-flush-ms': { type: 'int', default: 10, min: 0, max: 1000, help: 'streamed tokens that come faster are written together, at most once per this many ms (0: each at once)' },
     },
   },
   async run(args) {
     const o = args.options
     if (!o.exp.length) throw new UsageError("'serve' needs --exp NAME (see lmp serve --help)")
+    for (const origin of o.cors ?? []) {
+      if (origin !== '*' && !/^https?:\/\/[^/\s]+$/.test(origin)) throw new UsageError(`--cors must be an origin like https://app.example:8443 or '*', got '${origin}'`)
+    }
     const { startServer } = await import('../../server/index.ts')
     const running = await startServer({
       exps: o.exp,
@@ -31,6 +35,7 @@ export const command: Command = {
       apiKey: o.apiKey ?? process.env.LMP_API_KEY ?? undefined,
       numThreads: o.threads || undefined,
       limits: { streamFlushMs: o.streamFlushMs },
+      cors: o.cors?.length ? o.cors : undefined,
     })
     process.stdout.write(`lmp: serving ${running.registry.list().map((m) => m.name).join(', ')} at ${running.url}\n`)
     // Graceful shutdown: stop accepting, let in-flight requests finish, then exit.

@@ -3,7 +3,8 @@
 // of them with shared model calls; `generate`/`generateText` drive one with a StepModel.
 // Browser-safe: no node: imports.
 import { LmpError } from '../errors.ts'
-import { EOS_ID, type Tokenizer } from '../tokenizer/index.ts'
+import { BOS_ID, EOS_ID, type Tokenizer } from '../tokenizer/index.ts'
+import { tokenTextDecoder, topLogprobsObject, type TokenTextDecoder } from '../tokenizer/pieces.ts'
 import { createRng, randomSeed, type Rng } from './rng.ts'
 import { checkSampling, logSumExp, pickToken, topLogprobs, type ResolvedSampling, type TokenLogprob } from './sampling.ts'
 import type { StepModel } from './types.ts'
@@ -36,9 +37,15 @@ export interface GenerationEvent {
   textDelta: string
   done: boolean
   finishReason?: FinishReason
+  /** This token's own text (src/tokenizer/pieces.ts): the texts of all tokens, joined, are the text as
+   * generated, before a stop string cuts it. */
+  token: string
   /** ln p(token) under the model's own distribution (before temperature, top-k, ...), when asked for. */
   logprob?: number
   topLogprobs?: TokenLogprob[]
+  /** The same alternatives and the chosen token as OpenAI's top_logprobs object: keyed by their texts at
+   * this position, never two under one key (src/tokenizer/pieces.ts topLogprobsObject). */
+  topLogprobsByText?: Record<string, number>
 }
 
 // The output is decoded together with the tokens before it (the prompt's last tokens at first), because
@@ -48,12 +55,17 @@ export interface GenerationEvent {
 // CONTEXT tokens before them (whitespace collapsing and NFKC composition only reach across neighbours).
 const CONTEXT = 8
 const BLOCK = 8
+// A tokenizer of the four kinds gives each token's own text (src/tokenizer/pieces.ts), and the output is
+// those texts joined. Other codecs (tests' bare enc/dec) are decoded as follows.
 // What a byte-level tokenizer decodes an incomplete UTF-8 sequence to; held back until the next token.
 const TRAILING_REPLACEMENTS = /\uFFFD+$/
 
 export class Generation {
-  /** enc(prompt) without its final EOS (BOS kept): what the first model call is fed. */
+  /** enc(prompt) without its final EOS (BOS kept), or the prompt's ids after a BOS: what the first model
+   * call is fed. */
   readonly promptIds: number[]
+  /** Each prompt token's own text (BOS's is ''), when the tokenizer is one of the four kinds. */
+  readonly promptTexts: string[] | null
   /** Every sampled token, the final EOS included. */
   readonly tokenIds: number[] = []
   readonly seed: number
@@ -75,8 +87,11 @@ export class Generation {
   private committed = 0 // output tokens whose text is final
   private committedText = ''
   private cached = 0 // positions the model's state holds (a Transformer's key/value cache)
+  private readonly pieces: TokenTextDecoder | null
+  private piecesText = '' // the output tokens' texts, joined
 
-  constructor(tokenizer: TextCodec, prompt: string, opts: GenerateOptions) {
+  /** `prompt`: a text, or token ids (a BOS is put in front when they do not start with one). */
+  constructor(tokenizer: TextCodec, prompt: string | readonly number[], opts: GenerateOptions) {
     const { maxNewTokens, seed, stop = [], logprobs, maxSeqLen = null } = opts
     if (!Number.isInteger(maxNewTokens) || maxNewTokens < 0) {
       throw new LmpError(`max_new_tokens must be an integer >= 0, got ${maxNewTokens}`)
@@ -88,7 +103,9 @@ export class Generation {
     if (logprobs !== undefined && (!Number.isInteger(logprobs) || logprobs < 0)) {
       throw new LmpError(`logprobs must be an integer >= 0, got ${logprobs}`)
     }
-    if (typeof prompt !== 'string') throw new LmpError('the prompt must be a string')
+    if (typeof prompt !== 'string' && !(Array.isArray(prompt) && prompt.every((id) => Number.isSafeInteger(id) && id >= 0))) {
+      throw new LmpError('the prompt must be a string or a list of token ids')
+    }
     this.sampling = checkSampling(opts)
     this.tokenizer = tokenizer
     this.maxNewTokens = maxNewTokens
@@ -98,8 +115,7 @@ export class Generation {
     this.seed = seed ?? randomSeed()
     this.rng = createRng(this.seed)
 
-    const ids = tokenizer.enc(prompt)
-    this.promptIds = ids[ids.length - 1] === EOS_ID ? ids.slice(0, -1) : ids
+    this.promptIds = promptIds(tokenizer, prompt)
     if (this.promptIds.length === 0) throw new LmpError('the prompt encodes to no tokens')
     if (maxSeqLen !== null && this.promptIds.length > maxSeqLen) {
       throw new LmpError(`the prompt is ${this.promptIds.length} tokens but the model's context is ${maxSeqLen}`)
@@ -107,6 +123,8 @@ export class Generation {
     this.seen = new Set(this.promptIds)
     this.contextIds = this.promptIds.slice(-CONTEXT)
     this.contextText = tokenizer.dec(this.contextIds, { rmSpTks: true })
+    this.pieces = tokenTextDecoder(tokenizer)
+    this.promptTexts = this.pieces ? this.promptIds.map((id) => this.pieces!.push(id)) : null
     if (maxNewTokens === 0) this.finish('length')
   }
 
@@ -142,25 +160,42 @@ export class Generation {
     const tokenId = pickToken(logitsRow, this.sampling, this.seen, this.rng)
     this.tokenIds.push(tokenId)
     this.seen.add(tokenId)
-    const event: GenerationEvent = { tokenId, textDelta: '', done: false }
+    const event: GenerationEvent = { tokenId, textDelta: '', done: false, token: '' }
+    let finish: FinishReason | undefined = tokenId === EOS_ID ? 'eos' : undefined
+    if (!finish && this.tokenIds.length >= this.maxNewTokens) finish = 'length'
+    // The last token's text includes the bytes still held (read as U+FFFD, as dec reads them).
+    const token = this.pieces ? (finish ? this.pieces.peekLast(tokenId) : this.pieces.peek(tokenId)) : tokenizerText(this.tokenizer, tokenId)
     if (this.logprobs !== undefined) {
       const lse = logSumExp(logitsRow)
       event.logprob = logitsRow[tokenId] - lse
-      if (this.logprobs > 0) event.topLogprobs = topLogprobs(logitsRow, this.logprobs, lse)
+      if (this.logprobs > 0) {
+        event.topLogprobs = topLogprobs(logitsRow, this.logprobs, lse)
+        if (this.pieces) event.topLogprobsByText = topLogprobsObject(this.pieces, { tokenId, text: token, logprob: event.logprob }, event.topLogprobs)
+      }
     }
 
-    const decoded = this.decodeOutput()
-    let finish: FinishReason | undefined = tokenId === EOS_ID ? 'eos' : undefined
+    let decoded: string
+    if (this.pieces) {
+      this.piecesText += this.pieces.push(tokenId)
+      decoded = this.piecesText
+    } else {
+      decoded = this.decodeOutput()
+    }
+    // While running, hold back the bytes of a character not yet complete (the decoder holds them, or a
+    // bare codec shows them as U+FFFD): they are not text yet, and must not be taken for text that could
+    // start a stop string.
+    if (!this.pieces && !finish) decoded = decoded.replace(TRAILING_REPLACEMENTS, '')
+    event.token = token
     let visible: string
-    const stopAt = finish ? -1 : this.findStop(decoded)
+    const stopAt = tokenId === EOS_ID ? -1 : this.findStop(decoded)
     if (stopAt >= 0) {
       finish = 'stop'
       visible = decoded.slice(0, stopAt)
     } else {
-      if (!finish && this.tokenIds.length >= this.maxNewTokens) finish = 'length'
-      // While running, hold back text that may be the start of a stop string or of a character.
+      // At the end the held bytes are text after all (U+FFFD, as dec reads them).
+      if (finish && this.pieces) decoded = this.piecesText += this.pieces.flush()
+      // While running, hold back text that may be the start of a stop string.
       visible = finish ? decoded : decoded.slice(0, decoded.length - this.stopPrefixLength(decoded))
-      if (!finish) visible = visible.replace(TRAILING_REPLACEMENTS, '')
     }
     // Streamed text is never taken back. Normally `visible` extends it; only a Unicode normalization that
     // rewrites an already streamed character (a combining mark after it) breaks that, and then the
@@ -232,6 +267,21 @@ export class Generation {
   }
 }
 
+/**
+ * What the first model call is fed for a prompt: enc(text) without its final EOS (lmp's gen), or the
+ * given token ids, after a BOS when they do not start with one (the models learned every text after BOS).
+ */
+export function promptIds(tokenizer: TextCodec, prompt: string | readonly number[]): number[] {
+  if (typeof prompt !== 'string') return prompt[0] === BOS_ID ? prompt.slice() : [BOS_ID, ...prompt]
+  const ids = tokenizer.enc(prompt)
+  return ids[ids.length - 1] === EOS_ID ? ids.slice(0, -1) : ids
+}
+
+/** A bare codec's text for one token (its dec, specials removed). */
+function tokenizerText(tokenizer: TextCodec, id: number): string {
+  return tokenizer.dec([id], { rmSpTks: true })
+}
+
 /** One sequence through the model: the prompt in one call (prefill), then one call per new token,
  * carrying the state. */
 async function* drive(model: StepModel, gen: Generation): AsyncGenerator<GenerationEvent> {
@@ -250,7 +300,7 @@ async function* drive(model: StepModel, gen: Generation): AsyncGenerator<Generat
 export async function* generate(
   model: StepModel,
   tokenizer: TextCodec,
-  prompt: string,
+  prompt: string | readonly number[],
   opts: GenerateOptions,
 ): AsyncGenerator<GenerationEvent> {
   yield* drive(model, new Generation(tokenizer, prompt, { ...opts, maxSeqLen: model.manifest.maxSeqLen }))
@@ -259,7 +309,7 @@ export async function* generate(
 export async function generateText(
   model: StepModel,
   tokenizer: TextCodec,
-  prompt: string,
+  prompt: string | readonly number[],
   opts: GenerateOptions,
 ): Promise<{ text: string; tokenIds: number[]; finishReason: FinishReason }> {
   const gen = new Generation(tokenizer, prompt, { ...opts, maxSeqLen: model.manifest.maxSeqLen })

@@ -165,17 +165,21 @@ function checkBatchSize(batchSize: number): void {
   if (!Number.isInteger(batchSize) || batchSize < 1) throw new LmpError(`batch_size must be an integer >= 1, got ${batchSize}`)
 }
 
-/** Score one text: enc(text) = [BOS, ..., EOS]; every token after BOS is predicted. */
+/**
+ * Score one text: enc(text) = [BOS, ..., EOS]; every token after BOS is predicted. Given token ids instead
+ * of a text, every id after the first is predicted (an echoed prompt: [BOS, ...prompt], no EOS).
+ */
 export async function scoreText(
   model: StepModel,
   tokenizer: TextCodec,
-  text: string,
+  text: string | readonly number[],
   opts: ScoreTextOptions = {},
 ): Promise<Score> {
   const p = plan(model, opts, 1)
   const tally = new Tally(opts.perToken ?? false, opts.alternatives)
+  const ids = typeof text === 'string' ? tokenizer.enc(text) : text.slice()
   // Sliding windows are independent rows; they go through one at a time so that memory stays at one window.
-  for (const segment of segmentsOf(tokenizer.enc(text), p)) await runSegments(model, [segment], p.window, tally)
+  for (const segment of segmentsOf(ids, p)) await runSegments(model, [segment], p.window, tally)
   return tally.score()
 }
 

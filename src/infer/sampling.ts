@@ -77,9 +77,17 @@ export function applyRepetitionPenalty(logits: Float32Array, seenIds: Iterable<n
   }
 }
 
+/**
+ * Divide the logits by the temperature, after shifting them so that the largest is 0 (softmax does not
+ * change). Divided as they are, float32 logits overflow to ±Infinity once the temperature is tiny (1e-39
+ * makes every positive logit +Infinity: a uniform draw among them); shifted, the largest stays 0 and the
+ * others only go towards -Infinity, so any temperature > 0 tends to greedy as it shrinks, as the limit says.
+ */
 export function applyTemperature(logits: Float32Array, temperature: number): void {
   if (temperature === 1) return
-  for (let i = 0; i < logits.length; i++) logits[i] /= temperature
+  const max = maxOf(logits)
+  if (!Number.isFinite(max)) return // all masked (or an infinite logit, which already takes all the weight)
+  for (let i = 0; i < logits.length; i++) logits[i] = (logits[i] - max) / temperature
 }
 
 /** Keep the k largest logits; a logit equal to the k-th largest is kept too (as transformers does). */

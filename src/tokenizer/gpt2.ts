@@ -142,6 +142,13 @@ export class Gpt2Tokenizer implements Tokenizer {
     return this.dtknz(keep.map((id) => (id < OFFSET ? SPECIAL_TOKENS[id] : this.tokenStr[id - OFFSET]) ?? UNK_TK))
   }
 
+  /** The bytes of token `id` (GPT-2 tokens are bytes, not always whole UTF-8 characters); null for the
+   * special tokens and ids outside the vocabulary. */
+  tokenBytes(id: number): Uint8Array | null {
+    const s = id >= OFFSET ? this.tokenStr[id - OFFSET] : undefined
+    return s === undefined ? null : Uint8Array.from(s, (ch) => CHAR_BYTE.get(ch)!)
+  }
+
   /** Pretrained: there is nothing to learn. */
   buildVocab(_texts: Iterable<string>): void {}
 

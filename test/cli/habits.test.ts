@@ -105,7 +105,8 @@ t.test('tknz-txt --json: tokens and ids of the same length, each token its own t
     const tk = loadTokenizer(join(root, `tk-${kind}`, 'tokenizer.json'))
     t.same(ids, tk.enc(text).slice(1, -1), `${kind}: the ids, BOS and EOS left out`)
     t.equal(tokens.length, ids.length, `${kind}: one token per id`)
-    t.equal(tokens.join(''), tk.dec(tk.enc(text), { rmSpTks: true }), `${kind}: the tokens spell the (normalized) text`)
+    // a BPE word-final token carries its space after it: BPE's tokens end in one space more than dec()
+      t.equal(tokens.join(''), tk.dec(tk.enc(text), { rmSpTks: true }) + (kind === 'BPE' ? ' ' : ''), `${kind}: the tokens spell the (normalized) text`)
     if (kind === 'character') t.same(tokens.slice(0, 4), ['I', 'f', ' ', 'y'], 'a space is " "')
     if (kind === 'gpt2') {
       t.same(tokens.slice(0, 3), ['If', ' you', ' add'], "GPT-2's 'Ġyou' is ' you'")

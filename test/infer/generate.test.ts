@@ -2,6 +2,8 @@ import t from 'tap'
 import { LmpError } from '../../src/errors.ts'
 import { generate, generateText, Generation, type GenerateOptions, type GenerationEvent, type TextCodec } from '../../src/infer/generate.ts'
 import { createTokenizer, EOS_ID, PAD_ID } from '../../src/tokenizer/index.ts'
+import { tokenTexts } from '../../src/tokenizer/pieces.ts'
+import { loadGpt2Sync } from '../../src/tokenizer/io.ts'
 import { charIds, charTokenizer, fakeModel, historyLogits, scriptedLogits } from './fakes.ts'
 
 const tk = charTokenizer()
@@ -20,11 +22,12 @@ async function collect(events: AsyncIterable<GenerationEvent>): Promise<Generati
   return out
 }
 
-t.test('greedy: the scripted continuation, deltas as it reads after the prompt, EOS ends it', async (t) => {
+t.test('greedy: the scripted continuation, each token’s own text as its delta, EOS ends it', async (t) => {
   const model = writer('you get', ' 3 .')
   const events = await collect(generate(model, tk, 'you get', greedy(50)))
   t.same(events.map((e) => e.tokenId), [...charIds(tk, ' 3 .'), EOS_ID])
-  t.same(events.map((e) => e.textDelta), ['', ' 3', '', ' .', ''], 'whitespace shows once the next token does')
+  t.same(events.map((e) => e.textDelta), [' ', '3', ' ', '.', ''], 'a space token is a space (issue 13, fault 3)')
+  t.same(events.map((e) => e.token), [' ', '3', ' ', '.', ''])
   t.same(events.map((e) => e.done), [false, false, false, false, true])
   t.equal(events[4].finishReason, 'eos')
   const result = await generateText(writer('you get', ' 3 .'), tk, 'you get', greedy(50))
@@ -85,17 +88,17 @@ t.test('stop strings', async (t) => {
   // A held-back prefix is released as soon as it cannot be a stop string any more.
   const released = await run(['lox'])
   t.equal(released.text, 'hello world')
-  t.same(released.deltas.slice(0, 7), ['h', 'e', '', 'l', '', '', 'lo w'])
+  t.same(released.deltas.slice(0, 7), ['h', 'e', '', 'l', '', 'lo ', 'w'])
   // ... and at the end of the generation (EOS here).
   const atEnd = await run(['ld!'])
-  t.same(atEnd, { deltas: ['h', 'e', '', 'l', 'lo', '', ' w', 'o', 'r', '', '', 'ld'], text: 'hello world', reason: 'eos', n: 12 })
+  t.same(atEnd, { deltas: ['h', 'e', '', 'l', 'lo', ' ', 'w', 'o', 'r', '', '', 'ld'], text: 'hello world', reason: 'eos', n: 12 })
   t.same((await run(['world', 'o'])).text, 'hell', 'the earliest occurrence wins')
   t.same(await run(['h']), { deltas: [''], text: '', reason: 'stop', n: 1 })
-  t.same((await run([' '])).text, 'hello', 'a space inside the text is found once the next token shows it')
+  t.same((await run([' '])).text, 'hello', 'a space is found at its own token')
   t.same((await run(['xyz'])).reason, 'eos')
 })
 
-t.test('deltas always concatenate to the final text, which is the decoded continuation cut at a stop', async (t) => {
+t.test('deltas always concatenate to the final text, which is the tokens’ own texts joined, cut at a stop', async (t) => {
   const words = createTokenizer('whitespace')
   words.buildVocab(['the quick brown fox jumps over the lazy dog , if you add 1 to 2 you get 3 .'])
   const prompts = ['', 'the lazy', 'you  get ', 'a, b']
@@ -120,8 +123,7 @@ t.test('deltas always concatenate to the final text, which is the decoded contin
       }
       t.equal(deltas.join(''), gen.text)
       const promptIds = gen.promptIds
-      const full = tokenizer.dec([...promptIds, ...gen.tokenIds], { rmSpTks: true })
-      let expected = full.slice(tokenizer.dec(promptIds, { rmSpTks: true }).length)
+      let expected = tokenTexts(tokenizer, [...promptIds, ...gen.tokenIds])!.slice(promptIds.length).join('')
       if (gen.finishReason === 'stop') {
         stopped++
         const at = Math.min(...stop.map((s) => expected.indexOf(s)).filter((i) => i >= 0))
@@ -131,6 +133,26 @@ t.test('deltas always concatenate to the final text, which is the decoded contin
     }
   }
   t.ok(stopped > 10, `some runs hit a stop string (${stopped})`)
+})
+
+t.test('a stop string is never partly sent, not even while a character is incomplete (issue 13, fault 6)', async (t) => {
+  loadGpt2Sync()
+  const gpt2 = createTokenizer('gpt2')
+  const script = gpt2.enc(' 🎉 🎉 🎉 and so on').slice(1, -1)
+  t.ok(script.length > 8, `🎉 is several byte-level tokens (${script.length} tokens)`)
+  const bytes: TextCodec = {
+    enc: (txt) => [0, ...new TextEncoder().encode(txt).map((b) => b + 4), EOS_ID],
+    dec: (ids) => new TextDecoder().decode(Uint8Array.from(ids.filter((id) => id >= 4).map((id) => id - 4))),
+  }
+  const cases: [string, TextCodec, number[], number][] = [['gpt2', gpt2, script, gpt2.vocabSize], ['bare byte codec', bytes, bytes.enc(' 🎉 🎉 🎉 and so on').slice(1, -1), 260]]
+  for (const [what, codec, ids, vocab] of cases) {
+    const events = await collect(generate(fakeModel(vocab, scriptedLogits(vocab, 1, ids)), codec, '', greedy(50, { stop: ['🎉 🎉'] })))
+    const deltas = events.map((e) => e.textDelta)
+    t.same(deltas.join(''), ' ', `${what}: only the space before the stop string`)
+    t.equal(events.at(-1)!.finishReason, 'stop', what)
+    const plain = await generateText(fakeModel(vocab, scriptedLogits(vocab, 1, ids)), codec, '', greedy(50))
+    t.equal(plain.text, ' 🎉 🎉 🎉 and so on', `${what}: without the stop string, the whole text`)
+  }
 })
 
 t.test('word tokens: deltas carry the space between words', async (t) => {
@@ -225,7 +247,7 @@ t.test('a Generation can be driven by hand (as a batching server does)', async (
   row[charIds(tk, 'c')[0]] = 3
   const e1 = gen.accept(row)
   t.same(gen.inputIds, [e1.tokenId])
-  t.same(e1, { tokenId: charIds(tk, 'c')[0], textDelta: 'c', done: false })
+  t.same(e1, { tokenId: charIds(tk, 'c')[0], textDelta: 'c', done: false, token: 'c' })
   const e2 = gen.accept(row)
   t.same([e2.done, e2.finishReason, gen.text, gen.finishReason], [true, 'length', 'cc', 'length'])
   t.throws(() => gen.accept(row))

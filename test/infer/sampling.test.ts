@@ -71,10 +71,24 @@ t.test('repetition penalty: positive logits divided, negative multiplied, only f
   t.same(Array.from(y), [4, -1])
 })
 
-t.test('temperature divides every logit', async (t) => {
+t.test('temperature divides every logit, shifted so that the largest is 0', async (t) => {
   const x = f32([1, 2, -4])
   applyTemperature(x, 2)
-  t.same(Array.from(x), [0.5, 1, -2])
+  t.same(Array.from(x), [-0.5, 0, -3])
+})
+
+t.test('a tiny temperature tends to greedy: no overflow to +Infinity (issue 13, fault 5)', async (t) => {
+  // Divided as they were, 1e-39 turned every positive logit into +Infinity and the draw was uniform among them.
+  const row = f32([0, 0, 0, 0, 2.5, 3, 1, 2.9])
+  for (const temperature of [1e-39, 1e-45, 1e-30, 1e-7, Number.MIN_VALUE]) {
+    const x = row.slice()
+    applyTemperature(x, temperature)
+    t.equal(x[5], 0, `${temperature}: the largest stays 0`)
+    t.ok(Array.from(x).every((v, i) => i === 5 || v < 0), `${temperature}: every other logit is below it`)
+    const picks = new Set<number>()
+    for (let seed = 0; seed < 50; seed++) picks.add(pickToken(row, checkSampling({ temperature }), [], createRng(seed)))
+    t.same([...picks], [5], `${temperature}: 50 seeds all pick the argmax`)
+  }
 })
 
 t.test('top-k keeps the k largest, ties with the k-th included', async (t) => {
