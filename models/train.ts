@@ -275,6 +275,12 @@ export async function train(opts: {
   mkdirSync(dir, { recursive: true })
 
   const saved = opts.resume ? await loadResumePoint(dir, c.totalStep) : null
+  if (saved) {
+    // What a stopped run did after its last checkpoint is done again, identically.
+    await forgetAfter(dir, saved.step)
+    if (saved.best) await writeBest(dir, saved.best)
+    else rmSync(join(dir, 'best.json'), { force: true })
+  }
   const specs = model.params()
   const names = Object.keys(specs)
   let init: Record<string, Float32Array>
@@ -319,12 +325,6 @@ export async function train(opts: {
 
   const startStep = saved?.step ?? 0
   const metricsPath = join(dir, 'metrics.jsonl')
-  if (saved) {
-    // What a stopped run did after its last checkpoint is done again, identically.
-    await forgetAfter(dir, saved.step)
-    if (saved.best) await writeBest(dir, saved.best)
-    else rmSync(join(dir, 'best.json'), { force: true })
-  }
   const bar = opts.quiet ? null : new ProgressBar('train', c.totalStep)
   const tokensPerStep = c.batchSize * c.maxSeqLen
   let recentLoss: number[] = saved?.recentLoss ?? []
