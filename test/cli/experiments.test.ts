@@ -148,7 +148,7 @@ t.test('2. one writer per experiment; a killed writer\'s lock does not block', a
   t.match(after.stdout, /exported checkpoint \d+ of racing/)
 })
 
-t.test('3. rewrites through a temp file and a rename; whole lines; temp files of a killed writer removed', async (t) => {
+t.test('3a. --resume rewrites metrics.jsonl through a temp file and a rename', async (t) => {
   // --resume from checkpoint 2 rewrites metrics.jsonl without steps 3-6; the disk is full for it.
   const dir = copyExp('base', 'rewrite', /ckpt-[46]\./)
   const log = readFileSync(join(dir, 'metrics.jsonl'))
@@ -158,13 +158,17 @@ t.test('3. rewrites through a temp file and a rename; whole lines; temp files of
   t.same(readFileSync(join(dir, 'metrics.jsonl')), log, 'the old log is intact')
   t.same(readdirSync(dir).filter((f) => f.endsWith('.tmp')), [], 'no temp file left')
 
-  // Appending when the disk fills up: the line is absent, never half there.
-  const r2 = await lmpDiskFull(/appended\/metrics\.jsonl/, train('appended'))
-  t.ok(endsWithOneError(r2), r2.stderr.trim())
-  t.match(r2.stderr, /cannot write \S+appended\/metrics\.jsonl: no space left on device \(ENOSPC\); no checkpoint was written yet/)
-  t.equal(readFileSync(join(root, 'appended', 'metrics.jsonl'), 'utf8'), '', 'no half line')
+})
 
-  // Temp files a killed writer left: removed by the next writer, and never taken for checkpoints.
+t.test('3b. an appended line is whole or absent', async (t) => {
+  // The disk fills up while a line is appended.
+  const r = await lmpDiskFull(/appended\/metrics\.jsonl/, train('appended'))
+  t.ok(endsWithOneError(r), r.stderr.trim())
+  t.match(r.stderr, /cannot write \S+appended\/metrics\.jsonl: no space left on device \(ENOSPC\); no checkpoint was written yet/)
+  t.equal(readFileSync(join(root, 'appended', 'metrics.jsonl'), 'utf8'), '', 'no half line')
+})
+
+t.test('3c. temp files of a killed writer are removed by the next one, and never taken for checkpoints', async (t) => {
   const left = copyExp('base', 'leftovers', /ckpt-6\./)
   const temps = ['.ckpt-6.safetensors.12345.0123456789ab.tmp', '.metrics.jsonl.12345.0123456789ab.tmp', 'tokenizer.json.tmp-12345-1700000000000']
   for (const f of temps) writeFileSync(join(left, f), 'partial')
