@@ -5,7 +5,7 @@ import type { Command } from './index.ts'
 import type { OptionSpec } from './args.ts'
 import { LmpError } from '../errors.ts'
 import { clearRun, expDir, existingExpDir, readJson, refuseToReplace } from '../exp.ts'
-import { removeTempFiles, writeFileAtomic, WriteError } from '../io/atomic.ts'
+import { removeTempFiles, writeError, writeFileAtomic, WriteError } from '../io/atomic.ts'
 import { withFolderLock } from '../io/lock.ts'
 import { DATASETS, loadDataset } from '../data/index.ts'
 import { createTokenizer, TOKENIZER_NAMES, type Tokenizer } from '../tokenizer/index.ts'
@@ -118,7 +118,11 @@ export async function trainModel(modelName: string, o: Record<string, any>) {
     refuseToReplace(dir, o.expName, replace)
     // With --overwrite, the old run goes: its checkpoints would otherwise pass for this run's.
     clearRun(dir)
-    saveTokenizer(join(dir, 'tokenizer.json'), tokenizer)
+    try {
+      saveTokenizer(join(dir, 'tokenizer.json'), tokenizer)
+    } catch (e) {
+      throw writeError(join(dir, 'tokenizer.json'), e)
+    }
     await writeFileAtomic(join(dir, 'config.json'), JSON.stringify(config, null, 2) + '\n')
     console.error(`training ${modelName} on ${o.dsetName} (${samples.length} samples, vocabulary ${tokenizer.vocabSize}) with TF.js backend '${backend}' → ${dir}`)
     return runTraining({ dir, name: o.expName, modelConfig, trainConfig, tokenizer, samples, validSamples, backend, exportModel: o.export, resume: false })
