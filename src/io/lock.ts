@@ -77,6 +77,7 @@ export function lockFolder(dir: string, command: string): Lock {
     throw writeError(temp, e)
   }
   try {
+    // A few rounds: each one either takes the lock, finds a live holder, or clears a stale lock.
     for (let attempt = 0; ; attempt++) {
       try {
         linkSync(temp, path)
@@ -85,9 +86,8 @@ export function lockFolder(dir: string, command: string): Lock {
         if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw writeError(path, e)
       }
       const held = readOwner(path)
-      if (held === null) continue // released meanwhile
-      if (!isStale(held.owner) || attempt >= 3) throw inUse(dir, path, held.owner)
-      takeOver(path, held.text)
+      if (attempt >= 4 || (held && !isStale(held.owner))) throw inUse(dir, path, held?.owner ?? null)
+      if (held) takeOver(path, held.text) // else: released meanwhile
     }
   } finally {
     unlinkSync(temp)

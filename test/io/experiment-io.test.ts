@@ -125,3 +125,22 @@ t.test('a lock held by a real process blocks until that process is killed', asyn
   t.equal(lock.owner.command, 'second', 'and the next writer takes it over')
   lock.release()
 })
+
+t.test('processes racing for a stale lock: exactly one gets it', async (t) => {
+  const dir = t.testdir()
+  writeFileSync(join(dir, LOCK_FILE), JSON.stringify({ pid: deadPid(), host: hostname(), command: 'killed', since: 'then', token: 'z' }))
+  const lockModule = fileURLToPath(new URL('../../src/io/lock.ts', import.meta.url))
+  const racer = () => new Promise<string>((resolve) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', '-e',
+      `const { lockFolder } = await import(${JSON.stringify(lockModule)})
+       try { lockFolder(${JSON.stringify(dir)}, 'racer'); console.log('won'); setTimeout(() => {}, 2000) } catch (e) { console.log('lost: ' + e.message) }`],
+    { stdio: ['ignore', 'pipe', 'inherit'] })
+    let out = ''
+    child.stdout.on('data', (d) => (out += d))
+    child.on('exit', () => resolve(out.trim()))
+  })
+  const results = await Promise.all([racer(), racer(), racer(), racer()])
+  t.equal(results.filter((r) => r === 'won').length, 1, results.join(' | '))
+  t.ok(results.filter((r) => r !== 'won').every((r) => /^lost: .* is in use by racer \(pid \d+/.test(r)), 'the others are told who holds it')
+  t.same(readdirSync(dir).filter((f) => f !== LOCK_FILE), [], 'no temp or stale files left')
+})
