@@ -3,10 +3,10 @@
 // file and a rename, appended lines are whole or absent, a killed writer's temp files are removed; a full
 // disk is one line naming the file, the last complete checkpoint intact; non-finite weights are refused
 // naming the tensor; a manifest that does not describe its graph is refused. Through `lmp`'s main in this
-// process (one TF.js start-up), and a real `lmp` process for the race.
+// process (one TF.js start-up), and real `lmp` processes for the race and for serve.
 import t from 'tap'
 import { spawn, spawnSync } from 'node:child_process'
-import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { hostname } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
