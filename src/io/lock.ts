@@ -1,6 +1,7 @@
 // One writer per folder: a lock file made with link(2), which fails if the file exists, so exactly one
-// process gets it. It holds the owner's pid and host; a lock whose process is gone (killed, crashed) is
-// stale and taken over, so a dead run never blocks the folder for good.
+// process gets it. It holds the owner's pid, host and (Linux) process start time; a lock whose process is gone
+// (killed, crashed) or whose pid now belongs to another process is stale and taken over, so a dead run never
+// blocks the folder for good.
 import { randomBytes } from 'node:crypto'
 import { linkSync, mkdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs'
 import { hostname } from 'node:os'
@@ -20,6 +21,8 @@ export interface LockOwner {
   since: string
   /** Tells this lock from an earlier one of the same pid. */
   token: string
+  /** When the process started (processStart), where the system tells: a reused pid has another. */
+  started?: string
 }
 
 export interface Lock {
@@ -55,8 +58,31 @@ function readOwner(path: string): { text: string; owner: LockOwner | null } | nu
   }
 }
 
-/** A lock on this host whose process is gone, or a lock file that is not one (written by nothing of ours). */
-const isStale = (owner: LockOwner | null) => owner === null || (owner.host === hostname() && !processAlive(owner.pid))
+/**
+ * When process `pid` started, as Linux's /proc/PID/stat says (field 22, clock ticks since boot), or undefined
+ * where there is no /proc. Together with the pid it names one process: pids are reused, start times not.
+ */
+export function processStart(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    // Fields after the command name, which is in parentheses and may itself hold spaces and parentheses.
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * A lock on this host whose process is gone or is another process now (the pid reused, e.g. by a restarted
+ * container), or a lock file that is not one (written by nothing of ours).
+ */
+function isStale(owner: LockOwner | null): boolean {
+  if (owner === null) return true
+  if (owner.host !== hostname()) return false
+  if (!processAlive(owner.pid)) return true
+  const started = processStart(owner.pid)
+  return owner.started !== undefined && started !== undefined && started !== owner.started
+}
 
 /**
  * Takes the lock of folder `dir` (creating the folder) for `command`, or throws a one-line LmpError
@@ -66,7 +92,9 @@ const isStale = (owner: LockOwner | null) => owner === null || (owner.host === h
  */
 export function lockFolder(dir: string, command: string): Lock {
   const path = join(dir, LOCK_FILE)
-  const owner: LockOwner = { pid: process.pid, host: hostname(), command, since: new Date().toISOString(), token: randomBytes(8).toString('hex') }
+  const owner: LockOwner = {
+    pid: process.pid, host: hostname(), command, since: new Date().toISOString(), token: randomBytes(8).toString('hex'), started: processStart(process.pid),
+  }
   const text = JSON.stringify(owner) + '\n'
   // The lock file appears whole: written under a private name, then linked to the lock's name.
   const temp = join(dir, `.lock.${process.pid}.${owner.token}.tmp`)

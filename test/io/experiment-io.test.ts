@@ -9,7 +9,7 @@ import { hostname } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { appendLine, removeTempFiles, writeError, writeFileAtomic, WriteError } from '../../src/io/atomic.ts'
-import { LOCK_FILE, lockFolder, processAlive, withFolderLock } from '../../src/io/lock.ts'
+import { LOCK_FILE, lockFolder, processAlive, processStart, withFolderLock } from '../../src/io/lock.ts'
 
 const enospc = () => Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' })
 const deadPid = () => spawnSync(process.execPath, ['-e', '0']).pid!
@@ -90,6 +90,17 @@ t.test('lockFolder: one holder at a time; released; a dead holder\'s lock taken 
     t.equal(JSON.parse(readFileSync(join(dir, LOCK_FILE), 'utf8')).token, taken.owner.token, `taken over: ${stale.slice(0, 20)}`)
     taken.release()
   }
+  // A live pid that is another process now (a reused pid): stale. Where the system tells start times.
+  const started = processStart(process.pid)
+  t.test('a reused pid', { skip: started === undefined ? 'no /proc here' : false }, async (t) => {
+    t.match(started, /^\d+$/)
+    writeFileSync(join(dir, LOCK_FILE), JSON.stringify({ pid: process.pid, host: hostname(), command: 'old', since: 'then', token: 'c', started: `${Number(started) - 1}` }))
+    const taken = lockFolder(dir, 'lmp export-onnx')
+    t.equal(taken.owner.started, started, 'the new lock records the start time')
+    taken.release()
+    writeFileSync(join(dir, LOCK_FILE), JSON.stringify({ pid: process.pid, host: hostname(), command: 'same', since: 'then', token: 'c', started }))
+    t.throws(() => lockFolder(dir, 'lmp export-onnx'), /in use by same/, 'the same pid and start time: held')
+  })
   // Another host's process cannot be checked: its lock holds.
   writeFileSync(join(dir, LOCK_FILE), JSON.stringify({ pid: deadPid(), host: 'elsewhere', command: 'lmp train-model', since: 'then', token: 'b' }))
   t.throws(() => lockFolder(dir, 'lmp export-onnx'), /in use by lmp train-model \(pid \d+ on elsewhere, since then\)/)
