@@ -150,7 +150,11 @@ export async function writeSafetensors(path: string, tensors: Record<string, Nam
   await writeFileAtomic(path, encodeSafetensors(tensors, metadata))
 }
 
-/** Reads and validates a safetensors file. */
+/**
+ * Reads and validates a safetensors file: a checkpoint, so every F32 value must be finite (a NaN or an
+ * infinity, e.g. from a flipped exponent bit, is refused naming the tensor; see nonFinite). Training, export,
+ * eval and generation all load checkpoints through here.
+ */
 export async function readSafetensors(path: string): Promise<{ tensors: Record<string, NamedTensor>; metadata: Record<string, string> }> {
   let bytes: Uint8Array
   try {
@@ -159,7 +163,36 @@ export async function readSafetensors(path: string): Promise<{ tensors: Record<s
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new LmpError(`no such checkpoint: ${path}`, 404)
     throw new LmpError(`cannot read checkpoint ${path}: ${(e as Error).message}`)
   }
-  return decodeSafetensors(bytes, path)
+  const file = decodeSafetensors(bytes, path)
+  for (const [name, t] of Object.entries(file.tensors)) {
+    const bad = nonFinite(t)
+    if (bad >= 0) {
+      const at = t.shape.length > 1 ? `[${unravel(bad, t.shape).join(', ')}]` : `${bad}`
+      throw new LmpError(`corrupt checkpoint ${path}: tensor '${name}' holds ${(t.data as Float32Array)[bad]} at index ${at} (weights must be finite)`)
+    }
+  }
+  return file
+}
+
+/** The flat index of the first NaN or ±Infinity in an F32 tensor, or -1 (always -1 for integer tensors). */
+export function nonFinite(t: NamedTensor): number {
+  if (!(t.data instanceof Float32Array)) return -1
+  const data = t.data
+  for (let i = 0; i < data.length; i++) {
+    // x - x is 0 for every finite x, NaN for NaN and ±Infinity.
+    if (data[i] - data[i] !== 0) return i
+  }
+  return -1
+}
+
+/** Row-major multi-index of flat index `i` in `shape`. */
+function unravel(i: number, shape: number[]): number[] {
+  const out = new Array<number>(shape.length)
+  for (let d = shape.length - 1; d >= 0; d--) {
+    out[d] = i % shape[d]
+    i = Math.floor(i / shape[d])
+  }
+  return out
 }
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v)

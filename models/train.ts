@@ -12,7 +12,7 @@
 //   best.json                    {step, valPpl, valLoss, checkpoint}: the evaluation with the lowest
 //                                validation loss; its checkpoint is always written and never deleted
 import * as tf from '@tensorflow/tfjs-core'
-import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { LmpError } from '../src/errors.ts'
 import { lmWindows } from '../src/data/index.ts'
@@ -22,7 +22,7 @@ import { scoreTexts } from '../src/infer/perplexity.ts'
 import type { Manifest, StepModel } from '../src/infer/types.ts'
 import { ProgressBar } from '../src/progress.ts'
 import { checkpointPath } from '../src/exp.ts'
-import { writeFileAtomic } from '../src/io/atomic.ts'
+import { appendLine, writeFileAtomic, WriteError } from '../src/io/atomic.ts'
 import { readSafetensors, writeSafetensors, type NamedTensor } from './safetensors.ts'
 import { createModel, forwardTf, initWeights, lossTf, type LanguageModel, type ModelConfig } from './lm.ts'
 import { TfOps } from './tf-ops.ts'
@@ -275,6 +275,12 @@ export async function train(opts: {
   mkdirSync(dir, { recursive: true })
 
   const saved = opts.resume ? await loadResumePoint(dir, c.totalStep) : null
+  if (saved) {
+    // What a stopped run did after its last checkpoint is done again, identically.
+    await forgetAfter(dir, saved.step)
+    if (saved.best) await writeBest(dir, saved.best)
+    else rmSync(join(dir, 'best.json'), { force: true })
+  }
   const specs = model.params()
   const names = Object.keys(specs)
   let init: Record<string, Float32Array>
@@ -319,12 +325,6 @@ export async function train(opts: {
 
   const startStep = saved?.step ?? 0
   const metricsPath = join(dir, 'metrics.jsonl')
-  if (saved) {
-    // What a stopped run did after its last checkpoint is done again, identically.
-    forgetAfter(dir, saved.step)
-    if (saved.best) await writeBest(dir, saved.best)
-    else rmSync(join(dir, 'best.json'), { force: true })
-  }
   const bar = opts.quiet ? null : new ProgressBar('train', c.totalStep)
   const tokensPerStep = c.batchSize * c.maxSeqLen
   let recentLoss: number[] = saved?.recentLoss ?? []
@@ -413,7 +413,11 @@ export async function train(opts: {
     }
   } catch (e) {
     for (const x of [...varList, ...m, ...v, ...(carried ?? [])]) x.dispose()
-    throw e
+    if (!(e instanceof WriteError)) throw e
+    // A full disk: checkpoints are renamed into place only when whole, so the last one is intact.
+    bar?.done()
+    const kept = lastCkpt >= 0 ? `the last complete checkpoint, step ${lastCkpt}, is intact (--resume continues from it)` : 'no checkpoint was written yet'
+    throw new LmpError(`${e.message}; ${kept}`, e.status)
   }
   bar?.done()
   const tokensPerSec = ((c.totalStep - startStep) * tokensPerStep) / ((performance.now() - t0 - evalMs) / 1000)
@@ -424,7 +428,7 @@ export async function train(opts: {
 }
 
 function appendMetrics(path: string, entry: Record<string, number>) {
-  appendFileSync(path, JSON.stringify(entry) + '\n')
+  appendLine(path, JSON.stringify(entry))
 }
 
 async function writeBest(dir: string, best: BestCheckpoint) {
@@ -540,8 +544,11 @@ function checkedTensor(tensors: Record<string, NamedTensor>, name: string, shape
   return t.data as Float32Array
 }
 
-/** Remove the checkpoints and metrics of steps after `step` (what a stopped run did past its checkpoint). */
-function forgetAfter(dir: string, step: number) {
+/**
+ * Remove the checkpoints and metrics of steps after `step` (what a stopped run did past its checkpoint).
+ * metrics.jsonl is replaced atomically: a kill meanwhile leaves the old log, never a truncated one.
+ */
+async function forgetAfter(dir: string, step: number) {
   for (const f of readdirSync(dir)) {
     const x = /^ckpt-(\d+)\.(optim\.)?safetensors$/.exec(f)
     if (x && Number(x[1]) > step) rmSync(join(dir, f))
@@ -557,7 +564,7 @@ function forgetAfter(dir: string, step: number) {
         return false // empty, or cut short by the kill
       }
     })
-  writeFileSync(path, kept.map((l) => l + '\n').join(''))
+  await writeFileAtomic(path, kept.map((l) => l + '\n').join(''))
 }
 
 /** Fisher–Yates shuffle of 0..n-1 with a seeded generator. */

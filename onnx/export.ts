@@ -5,6 +5,7 @@ import { mkdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { writeFileAtomic } from '../src/io/atomic.ts'
 import { ATTENTION_MASK, POSITION_IDS, type Manifest } from '../src/infer/types.ts'
+import { manifestDigestInput } from '../src/infer/manifest-check.ts'
 import type { LanguageModel } from '../models/lm.ts'
 import type { RecurrentLM } from '../models/rnn.ts'
 import type { TransformerLM } from '../models/transformer.ts'
@@ -359,7 +360,9 @@ export function serialize(model: LanguageModel, weights: Weights, checkpoint?: n
     metadata: { architecture: manifest.architecture },
   })
   const sha256 = createHash('sha256').update(bytes).digest('hex')
-  return { bytes, manifest: { ...manifest, sha256 } }
+  const full: Manifest = { ...manifest, sha256 }
+  // The manifest's own checksum: covers what the graph cannot tell (state pairs, vocabulary, config) and sha256.
+  return { bytes, manifest: { ...full, manifestSha256: createHash('sha256').update(manifestDigestInput(full)).digest('hex') } }
 }
 
 /** Write exp/NAME/onnx/{model.onnx, manifest.json, tokenizer.json}; each file atomically. */

@@ -1,6 +1,6 @@
 // The experiment folder (DESIGN.md "Artifacts"): exp/NAME/{config.json, tokenizer.json,
 // ckpt-STEP.safetensors, ckpt-STEP.optim.safetensors, metrics.jsonl, onnx/}. Node only.
-import { existsSync, readdirSync, readFileSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { LmpError } from './errors.ts'
 
@@ -73,4 +73,30 @@ export function resolveCheckpoint(dir: string, ckpt: number): number {
   if (ckpt === -1) return all[all.length - 1]
   if (!all.includes(ckpt)) throw new LmpError(`missing checkpoint ${ckpt} in ${dir}; there are: ${all.join(', ')}`)
   return ckpt
+}
+
+// What a training run writes in its folder (tokenizer.json aside: `lmp train-tknzr` writes that alone).
+const RUN_FILE = /^ckpt-\d+\.(optim\.)?safetensors$|^metrics\.jsonl$|^config\.json$|^best\.json$|^onnx$/
+
+/** The files and folders of a training run in `dir` (none when it does not exist), sorted. */
+export function runFiles(dir: string): string[] {
+  return existsSync(dir) ? readdirSync(dir).filter((f) => RUN_FILE.test(f)).sort() : []
+}
+
+/**
+ * Refuses (one line) to start a new run in a folder that holds one, unless `overwrite`: a re-run must never
+ * delete a trained experiment by accident. A folder with only a tokenizer (`lmp train-tknzr`) is refused too,
+ * unless that tokenizer is the one the run uses (`keepsTokenizer`).
+ */
+export function refuseToReplace(dir: string, name: string, opts: { overwrite: boolean; keepsTokenizer: boolean }): void {
+  if (opts.overwrite) return
+  const found = runFiles(dir)
+  if (found.length === 0 && (opts.keepsTokenizer || !existsSync(join(dir, 'tokenizer.json')))) return
+  const what = found.length ? `${found.length} files of a run (${found.slice(0, 3).join(', ')}${found.length > 3 ? ', ...' : ''})` : 'a tokenizer'
+  throw new LmpError(`experiment '${name}' already exists (${dir} holds ${what}): use --resume to continue it, or --overwrite to delete it and start over`, 409)
+}
+
+/** Deletes the run in `dir` (checkpoints, metrics, config, best.json, onnx/), leaving anything else; `--overwrite`. */
+export function clearRun(dir: string): void {
+  for (const f of runFiles(dir)) rmSync(join(dir, f), { recursive: true, force: true })
 }

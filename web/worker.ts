@@ -52,6 +52,8 @@ const capturingOrt: OrtLike = {
           return out
         },
         release: () => session.release(),
+        inputMetadata: session.inputMetadata,
+        outputMetadata: session.outputMetadata,
       }
     },
   },

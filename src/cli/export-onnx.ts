@@ -1,6 +1,9 @@
 // `lmp export-onnx`: write exp/NAME/onnx/{model.onnx, manifest.json, tokenizer.json} from a checkpoint.
 import type { Command } from './index.ts'
+import { join } from 'node:path'
 import { loadCheckpoint, openExperiment } from './common.ts'
+import { removeTempFiles } from '../io/atomic.ts'
+import { withFolderLock } from '../io/lock.ts'
 
 export const command: Command = {
   spec: {
@@ -13,9 +16,13 @@ export const command: Command = {
   },
   async run({ options: o }) {
     const exp = openExperiment(o.expName)
-    const { model, weights, step } = await loadCheckpoint(exp, o.ckpt)
-    const { exportToDir } = await import('../../onnx/export.ts')
-    const { dir, manifest } = await exportToDir(model, weights, exp.dir, step)
-    console.log(`exported checkpoint ${step} of ${exp.name} (${manifest.architecture}) to ${dir}`)
+    // A training run writes the same folder (and exports at its end): one writer at a time.
+    await withFolderLock(exp.dir, 'lmp export-onnx', async () => {
+      removeTempFiles(join(exp.dir, 'onnx'))
+      const { model, weights, step } = await loadCheckpoint(exp, o.ckpt)
+      const { exportToDir } = await import('../../onnx/export.ts')
+      const { dir, manifest } = await exportToDir(model, weights, exp.dir, step)
+      console.log(`exported checkpoint ${step} of ${exp.name} (${manifest.architecture}) to ${dir}`)
+    })
   },
 }

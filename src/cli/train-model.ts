@@ -1,11 +1,12 @@
 // `lmp train-model <model>`: train a language model with TF.js and export it to ONNX.
-import { existsSync, readdirSync, rmSync } from 'node:fs'
+import { existsSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import type { Command } from './index.ts'
 import type { OptionSpec } from './args.ts'
 import { LmpError } from '../errors.ts'
-import { expDir, existingExpDir, readJson } from '../exp.ts'
-import { writeFileAtomic } from '../io/atomic.ts'
+import { clearRun, expDir, existingExpDir, readJson, refuseToReplace } from '../exp.ts'
+import { removeTempFiles, writeError, writeFileAtomic, WriteError } from '../io/atomic.ts'
+import { withFolderLock } from '../io/lock.ts'
 import { DATASETS, loadDataset } from '../data/index.ts'
 import { createTokenizer, TOKENIZER_NAMES, type Tokenizer } from '../tokenizer/index.ts'
 import { loadTokenizer, saveTokenizer } from '../tokenizer/io.ts'
@@ -43,6 +44,7 @@ export const TRAIN_OPTIONS: Record<string, OptionSpec> = {
   'eval-ver': { type: 'string', default: 'valid', help: 'dataset version (split) that --eval-step scores' },
   seed: { type: 'int', default: 42, help: 'random seed (init, data order, dropout)' },
   resume: { type: 'boolean', default: false, help: "continue exp/NAME from its last checkpoint, with the options of its config.json (the same losses as a run never stopped)" },
+  overwrite: { type: 'boolean', default: false, help: 'delete the run already in exp/NAME (checkpoints, metrics, config, best.json, onnx/) and start over; without it an existing experiment is refused' },
   backend: { type: 'string', default: 'auto', choices: ['auto', 'tensorflow', 'wasm', 'cpu'], help: 'TF.js backend' },
   export: { type: 'boolean', default: true, help: 'export the final model to exp/NAME/onnx (--no-export to skip)' },
 }
@@ -78,8 +80,11 @@ function existingTokenizerDir(name: string): string {
 
 /** Train (and export) as `lmp train-model` does; `lmp demo` calls this with its own defaults. */
 export async function trainModel(modelName: string, o: Record<string, any>) {
+  if (o.resume && o.overwrite) throw new LmpError('--resume continues an experiment and --overwrite deletes it: give one of them')
   if (o.resume) return resumeModel(modelName, o)
   const dir = expDir(o.expName)
+  const replace = { overwrite: Boolean(o.overwrite), keepsTokenizer: o.tknzrExpName === o.expName }
+  refuseToReplace(dir, o.expName, replace)
   const samples = await loadDataset(o.dsetName, o.ver, { dataPath: o.dataPath })
   if (!samples.some((x) => x.length > 0)) throw new LmpError(`dataset '${o.dsetName}' has no text to train on${o.dataPath ? ` (${o.dataPath})` : ''}`)
   const validSamples = o.evalStep > 0 ? await loadDataset(o.dsetName, o.evalVer, { dataPath: o.dataPath }) : undefined
@@ -100,13 +105,6 @@ export async function trainModel(modelName: string, o: Record<string, any>) {
 
   const { initBackend } = await import('../../models/backend.ts')
   const backend = await initBackend(o.backend)
-  if (existsSync(dir)) {
-    // A new run replaces the old one: stale checkpoints would otherwise pass for this run's.
-    for (const f of readdirSync(dir)) {
-      if (/^ckpt-\d+\.(optim\.)?safetensors$|^metrics\.jsonl$|^config\.json$|^best\.json$/.test(f)) rmSync(join(dir, f))
-    }
-    rmSync(join(dir, 'onnx'), { recursive: true, force: true })
-  }
   const config = {
     model: modelConfig,
     train: trainConfig,
@@ -115,10 +113,20 @@ export async function trainModel(modelName: string, o: Record<string, any>) {
     tokenizer: o.tknzrExpName ? { fromExperiment: o.tknzrExpName } : { name: o.tknzr, isUncased: o.isUncased, maxVocab: o.maxVocab, minCount: o.minCount },
     backend,
   }
-  saveTokenizer(join(dir, 'tokenizer.json'), tokenizer)
-  await writeFileAtomic(join(dir, 'config.json'), JSON.stringify(config, null, 2) + '\n')
-  console.error(`training ${modelName} on ${o.dsetName} (${samples.length} samples, vocabulary ${tokenizer.vocabSize}) with TF.js backend '${backend}' → ${dir}`)
-  return runTraining({ dir, name: o.expName, modelConfig, trainConfig, tokenizer, samples, validSamples, backend, exportModel: o.export, resume: false })
+  return withFolderLock(dir, 'lmp train-model', async () => {
+    // Again under the lock: another run may have started here since the check above.
+    refuseToReplace(dir, o.expName, replace)
+    // With --overwrite, the old run goes: its checkpoints would otherwise pass for this run's.
+    clearRun(dir)
+    try {
+      saveTokenizer(join(dir, 'tokenizer.json'), tokenizer)
+    } catch (e) {
+      throw writeError(join(dir, 'tokenizer.json'), e)
+    }
+    await writeFileAtomic(join(dir, 'config.json'), JSON.stringify(config, null, 2) + '\n')
+    console.error(`training ${modelName} on ${o.dsetName} (${samples.length} samples, vocabulary ${tokenizer.vocabSize}) with TF.js backend '${backend}' → ${dir}`)
+    return runTraining({ dir, name: o.expName, modelConfig, trainConfig, tokenizer, samples, validSamples, backend, exportModel: o.export, resume: false })
+  })
 }
 
 /** `--resume`: everything but the backend and --data-path comes from the experiment's config.json. */
@@ -132,6 +140,11 @@ async function resumeModel(modelName: string, o: Record<string, any>) {
   if (createModel({ ...config.model, model: modelName }).config.model !== trained) {
     throw new LmpError(`experiment '${o.expName}' trains ${config.model.model}, not ${modelName}`)
   }
+  // Held from here on: a second writer must not even read a checkpoint this run is about to replace.
+  return withFolderLock(dir, 'lmp train-model --resume', () => resumeLocked(dir, config, o))
+}
+
+async function resumeLocked(dir: string, config: any, o: Record<string, any>) {
   const tokenizer = loadTokenizer(join(dir, 'tokenizer.json'))
   const data = config.data
   const dataPath = o.dataPath ?? data.dataPath ?? undefined
@@ -154,13 +167,19 @@ async function runTraining(r: {
 }) {
   const { train } = await import('../../models/train.ts')
   const { dir, tokenizer, backend } = r
+  // What killed writers left; nobody else writes here (the caller holds the folder's lock).
+  removeTempFiles(dir)
+  removeTempFiles(join(dir, 'onnx'))
   const result = await train({ dir, modelConfig: r.modelConfig, trainConfig: r.trainConfig, tokenizer, samples: r.samples, validSamples: r.validSamples, resume: r.resume })
   const from = result.startStep > 0 ? ` (from step ${result.startStep})` : ''
   console.log(`trained ${result.steps} steps${from}: loss ${result.finalLoss.toFixed(4)}, ${Math.round(result.tokensPerSec)} tokens/s (${backend})`)
   if (result.best) console.log(`best checkpoint: ${result.best.step}, valid ppl ${result.best.valPpl.toFixed(4)} (best.json)`)
   if (r.exportModel) {
     const { exportToDir } = await import('../../onnx/export.ts')
-    const { dir: onnxDir } = await exportToDir(result.model, toWeights(result.model, result.weights), existingExpDir(r.name), result.steps)
+    const { dir: onnxDir } = await exportToDir(result.model, toWeights(result.model, result.weights), existingExpDir(r.name), result.steps).catch((e) => {
+      if (!(e instanceof WriteError)) throw e
+      throw new LmpError(`${e.message}; training is done and checkpoint ${result.steps} is complete: run lmp export-onnx --exp-name ${r.name} when there is room`, e.status)
+    })
     console.log(`exported ONNX to ${onnxDir}`)
   }
   return { dir, result, tokenizer, backend }

@@ -2,12 +2,15 @@
 // server, the CLI and the page run the same code; the caller passes in whichever `ort` it has.
 import { maskAndPositions, pastAxes } from './batch.ts'
 import { ATTENTION_MASK, POSITION_IDS, type Manifest, type State, type StepModel } from './types.ts'
+import { checkManifestAgainstGraph, checkManifestDigest, type GraphValue } from './manifest-check.ts'
 
 // The few parts of onnxruntime-common we use (so this file needs neither runtime as a dependency).
 interface OrtTensor { data: unknown; dims: readonly number[] }
 interface OrtSession {
   run(feeds: Record<string, OrtTensor>): Promise<Record<string, OrtTensor>>
   release(): Promise<void>
+  readonly inputMetadata: readonly GraphValue[]
+  readonly outputMetadata: readonly GraphValue[]
 }
 export interface OrtLike {
   InferenceSession: { create(model: Uint8Array, options?: object): Promise<OrtSession> }
@@ -41,6 +44,13 @@ export async function loadOrtModel(ort: OrtLike, modelBytes: Uint8Array, manifes
     graphOptimizationLevel: 'all',
     ...(opts.numThreads ? { intraOpNumThreads: opts.numThreads } : {}),
   })
+  try {
+    checkManifestAgainstGraph(manifest, { inputs: session.inputMetadata, outputs: session.outputMetadata })
+    await checkManifestDigest(manifest)
+  } catch (e) {
+    await session.release()
+    throw e
+  }
   const masked = manifest.inputs.some((i) => i.name === ATTENTION_MASK)
   const cache = pastAxes(manifest).findIndex((a) => a > 0) // a state entry with a 'past' axis
   const pastAxis = pastAxes(manifest)[cache]

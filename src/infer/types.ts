@@ -18,6 +18,8 @@ export interface Manifest {
   /** Carried state: each input is fed the matching output of the previous call. */
   state: { input: string; output: string; shape: (number | string)[]; concatAxis?: number }[]
   sha256: string // of model.onnx
+  /** sha256 of this manifest's canonical JSON without this field (src/infer/manifest-check.ts); absent in older exports. */
+  manifestSha256?: string
   config: Record<string, unknown> // the model options it was built from
 }
 

@@ -33,7 +33,7 @@ for (const [name, op, overrides] of cases) {
 
     const scan = serialize(model, weights, undefined, { fused: false })
     t.ok(decodeModel(scan.bytes).graph.nodes.some((n) => n.op === 'Scan'), 'fused: false keeps the Scan')
-    t.same(manifest, { ...scan.manifest, sha256: manifest.sha256 }, 'same manifest: inputs, outputs and state')
+    t.same(manifest, { ...scan.manifest, sha256: manifest.sha256, manifestSha256: manifest.manifestSha256 }, 'same manifest: inputs, outputs and state')
     const ids = ['If you add 3 to 41 you get 44 .', 'if you add 5 to'].map((x) => tokenizer.enc(x).slice(0, 12))
     const fused = await logitsBothWays(await loadOrtModel(ort as any, bytes, manifest), ids, 5)
     const scanned = await logitsBothWays(await loadOrtModel(ort as any, scan.bytes, scan.manifest), ids, 5)

@@ -239,3 +239,26 @@ t.test('writeFileAtomic: a write that fails halfway leaves the old file intact',
   t.same(readdirSync(dir), ['ckpt.safetensors'], 'the half-written temp file is gone')
   t.same([...(await readSafetensors(path)).tensors.ids.data], [-1, 0, 2 ** 31 - 1], 'and still reads')
 })
+
+t.test('readSafetensors refuses non-finite weights, naming the tensor and the place', async (t) => {
+  const dir = t.testdir()
+  const path = join(dir, 'ckpt-1.safetensors')
+  await writeSafetensors(path, sample())
+  const bytes = readFileSync(path)
+  const headerLength = Number(bytes.readBigUInt64LE(0))
+  const header = JSON.parse(bytes.subarray(8, 8 + headerLength).toString())
+  // A flipped exponent: value 3 of embedding.weight (3.5, at [1, 0]) becomes Infinity or NaN.
+  const at = 8 + headerLength + header['embedding.weight'].data_offsets[0] + 2 * 4
+  const flipped = Buffer.from(bytes)
+  flipped[at + 3] |= 0x7f
+  flipped[at + 2] |= 0x80
+  writeFileSync(path, flipped)
+  await throwsLmp(t, () => readSafetensors(path), new RegExp(`^corrupt checkpoint ${path}: tensor 'embedding\\.weight' holds (NaN|-?Infinity) at index \\[1, 0\\] \\(weights must be finite\\)$`))
+  for (const [value, shown] of [[NaN, 'NaN'], [-Infinity, '-Infinity'], [Infinity, 'Infinity']] as const) {
+    await writeSafetensors(path, { ...sample(), 'odd.bias': { dtype: 'F32', shape: [1], data: new Float32Array([value]) } })
+    await throwsLmp(t, () => readSafetensors(path), new RegExp(`tensor 'odd\\.bias' holds ${shown} at index 0 `))
+  }
+  // The largest finite floats and integer tensors pass.
+  await writeSafetensors(path, { ...sample(), 'odd.bias': { dtype: 'F32', shape: [2], data: new Float32Array([3.4028234663852886e38, -3.4028234663852886e38]) } })
+  t.same([...(await readSafetensors(path)).tensors['odd.bias'].data], [3.4028234663852886e38, -3.4028234663852886e38])
+})
