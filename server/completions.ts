@@ -104,17 +104,26 @@ function coalescedWriter(res: Response, intervalMs: number) {
   let pending = ''
   let timer: NodeJS.Timeout | null = null
   let lastWrite = -Infinity
+  let draining = false
   const open = () => !res.writableEnded && !res.destroyed
   const flush = () => {
     timer = null
     lastWrite = performance.now()
-    if (pending && open()) res.write(pending)
+    if (!pending || !open()) return
+    // Back-pressure: while the client is not reading, tokens gather here and 'drain' writes them.
+    if (res.writableNeedDrain) {
+      if (!draining) res.once('drain', flush)
+      draining = true
+      return
+    }
+    draining = false
+    res.write(pending)
     pending = ''
   }
   return {
     write(text: string) {
       pending += text
-      if (timer) return
+      if (timer || draining) return
       const wait = lastWrite + intervalMs - performance.now()
       if (wait <= 0) flush()
       else timer = setTimeout(flush, wait)
@@ -138,7 +147,7 @@ class ChoiceRun {
   private reason?: string
   private readonly ended: Promise<void>
 
-  constructor(engine: Engine, m: ServedModel, prompt: string, readonly params: GenerationParams, signal: AbortSignal) {
+  constructor(engine: Engine, m: ServedModel, prompt: string, readonly params: GenerationParams, signal: AbortSignal, ready?: () => boolean) {
     this.ended = engine.generate(m, prompt, params, signal, (ev) => {
       if (ev.tokenId >= 0) {
         this.tokens.push(ev)
@@ -146,7 +155,7 @@ class ChoiceRun {
       }
       this.onToken(ev)
       if (ev.done) this.reason = ev.finishReason
-    })
+    }, ready)
     // Awaited by finish(); until then a failure must not count as an unhandled rejection.
     this.ended.catch(() => {})
   }
@@ -220,7 +229,8 @@ export function completionsHandler(ctx: RouteContext) {
     const signal = cancel.signal
     let runs: ChoiceRun[]
     try {
-      runs = jobs.map((job) => new ChoiceRun(ctx.engine, m, job.prompt, job.params, signal))
+      // Back-pressure: a stream's generations pause while its client is not reading.
+      runs = jobs.map((job) => new ChoiceRun(ctx.engine, m, job.prompt, job.params, signal, () => !res.writableNeedDrain))
     } catch (err) {
       clearTimeout(timer)
       cancel.abort(finished)
@@ -272,7 +282,6 @@ export function completionsHandler(ctx: RouteContext) {
       res.writeHead(200, {
         'Content-Type': 'text/event-stream; charset=utf-8',
         'Cache-Control': 'no-cache',
-        Connection: 'keep-alive',
         'X-Accel-Buffering': 'no',
       })
       res.flushHeaders()
