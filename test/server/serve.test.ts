@@ -122,6 +122,62 @@ t.test('lmp serve: a bad flag or experiment is one line and a non-zero exit', as
   t.equal(missing.stderr.trim().split('\n').length, 1)
 })
 
+t.test('an empty API key refuses to start, from the flag, the environment or the API (issue 14 item 9)', async (t) => {
+  const run = (args: string[], env: Record<string, string> = {}) => new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+    const child = spawn(process.execPath, [path.join(repo, 'bin', 'lmp.js'), 'serve', '--exp', dir, '--port', '0', ...args], {
+      env: { ...process.env, LMP_LOG_LEVEL: 'silent', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (d) => (stdout += d))
+    child.stderr.on('data', (d) => (stderr += d))
+    child.on('exit', (code) => resolve({ code, stdout, stderr }))
+  })
+  const flag = await run(['--api-key', ''])
+  t.equal(flag.code, 2, '--api-key "": usage error')
+  t.match(flag.stderr, /^lmp: error: --api-key is empty: give a key, or leave it unset/)
+  t.equal(flag.stderr.trim().split('\n').length, 1, 'one line')
+  t.notMatch(flag.stdout, /serving/)
+  const env = await run([], { LMP_API_KEY: '' })
+  t.equal(env.code, 2, 'LMP_API_KEY="": usage error')
+  t.match(env.stderr, /^lmp: error: LMP_API_KEY is empty/)
+  await t.rejects(startServer({ exps: [dir], port: 0, logger: silent, apiKey: '' }), { constructor: LmpError, message: /API key is empty/ })
+})
+
+t.test('--host 0.0.0.0 without a key warns, and the printed address is the bound one (issue 14 item 10)', async (t) => {
+  const child = spawn(process.execPath, [path.join(repo, 'bin', 'lmp.js'), 'serve', '--exp', dir, '--port', '0', '--host', '0.0.0.0'], {
+    env: { ...process.env, LMP_LOG_LEVEL: 'silent' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  let stdout = ''
+  let stderr = ''
+  child.stderr.on('data', (d) => (stderr += d))
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)))
+  const url = await new Promise<string>((resolve, reject) => {
+    child.stdout.on('data', (d) => {
+      stdout += d
+      const m = /at (http:\/\/\S+)/.exec(stdout)
+      if (m) resolve(m[1])
+    })
+    child.on('exit', () => reject(new Error(`lmp serve exited: ${stderr}`)))
+  })
+  t.match(url, /^http:\/\/0\.0\.0\.0:\d+\/$/, 'the address it listens on, not 127.0.0.1')
+  t.match(stderr, /^lmp: warning: listening on 0\.0\.0\.0 without an API key: anyone who can reach this machine/m)
+  const port = new URL(url).port
+  t.equal((await fetch(`http://127.0.0.1:${port}/health`)).status, 200)
+  child.kill('SIGTERM')
+  t.equal(await exited, 0)
+
+  const keyed = await startServer({ exps: [dir], port: 0, host: '0.0.0.0', apiKey: 'k', logger: silent })
+  t.teardown(() => keyed.close())
+  t.equal(keyed.warning, undefined, 'with a key: no warning')
+  t.match(keyed.url, /^http:\/\/0\.0\.0\.0:\d+\/$/)
+  const local = await startServer({ exps: [dir], port: 0, logger: silent })
+  t.teardown(() => local.close())
+  t.equal(local.warning, undefined, 'loopback: no warning')
+})
+
 const ortBin = path.dirname(createRequire(import.meta.url).resolve('onnxruntime-node/dist/binding.js'))
 const cudaInstalled = existsSync(path.join(ortBin, '..', 'bin', 'napi-v6', process.platform, process.arch, 'libonnxruntime_providers_cuda.so'))
 
