@@ -34,6 +34,8 @@ export function bearerCheck(apiKey: string) {
   if (!apiKey) throw new Error('bearerCheck needs a non-empty key')
   const expected = createHash('sha256').update(apiKey).digest()
   return (req: Request, res: Response, next: NextFunction) => {
+    // A CORS preflight never carries credentials; what it asks about is checked when it comes.
+    if (req.method === 'OPTIONS') return next()
     const header = req.get('authorization') ?? ''
     const m = /^Bearer\s+(.+)$/i.exec(header)
     const given = createHash('sha256').update(m ? m[1].trim() : '').digest()

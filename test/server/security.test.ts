@@ -64,6 +64,8 @@ t.test('with --api-key: the page and /health are public, everything else needs t
   t.equal((await fetch(base + '/metrics', { headers: key })).status, 200)
   const post = await fetch(base + '/v1/completions', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"prompt":"a","max_tokens":1}' })
   t.equal(post.status, 401)
+  const preflight = await fetch(base + '/v1/completions', { method: 'OPTIONS', headers: { origin: 'http://example.com', 'access-control-request-method': 'POST' } })
+  t.not(preflight.status, 401, 'a CORS preflight (which never carries the key) is not refused for lacking it')
 })
 
 t.test('without a key the model files stay open (a loopback server)', async (t) => {
