@@ -263,20 +263,29 @@ async function compareClients(server: { url: string; child: ChildProcess }, mode
   return { ratio, failed: single.failed + many.failed }
 }
 
-/** 10,000 requests from 16 clients; reports the server's RSS after the first 1,000 and at the end. */
+/** 10,000 requests from 16 clients; reports the server's RSS after the first 1,000, after 10,000, and
+ * every 1,000 (it levels off after a few thousand: heap and code warming up, not a leak). */
 async function soak(child: ChildProcess, url: string, mix: string, body: (i: number) => object): Promise<boolean> {
   let rssAt1000 = NaN
-  const r = await load(url, 16, 625, body, (n) => {
+  let rssAt10000 = NaN
+  // LMP_BENCH_SOAK_REQUESTS: a longer soak, to see whether RSS levels off.
+  const requests = Number(process.env.LMP_BENCH_SOAK_REQUESTS ?? 10_000)
+  const trace: number[] = []
+  const r = await load(url, 16, Math.ceil(requests / 16), body, (n) => {
     if (n === 1000) rssAt1000 = rssMiB(child.pid!)
+    if (n === 10_000) rssAt10000 = rssMiB(child.pid!)
+    if (n % 1000 === 0) trace.push(Math.round(rssMiB(child.pid!)))
   })
   const rssEnd = rssMiB(child.pid!)
-  const growth = rssEnd / rssAt1000 - 1
+  const growth = (Number.isFinite(rssAt10000) ? rssAt10000 : rssEnd) / rssAt1000 - 1
   report('server.soak', {
     mix,
     requests: r.requests,
     requests_per_s: Math.round(r.requests / r.seconds),
     rss_after_1000_mib: Number(rssAt1000.toFixed(1)),
-    rss_after_10000_mib: Number(rssEnd.toFixed(1)),
+    rss_after_10000_mib: Number(rssAt10000.toFixed(1)),
+    ...(requests !== 10_000 ? { rss_at_end_mib: Number(rssEnd.toFixed(1)) } : {}),
+    rss_mib_every_1000: trace,
     rss_growth: Number(growth.toFixed(3)),
     rss_ok: Math.abs(growth) <= 0.2,
     ttft_p99_ms: Number(percentile(r.ttft, 99).toFixed(2)),
