@@ -11,7 +11,7 @@ import { completionsHandler, findModel, type RouteContext } from './completions.
 import { createBatchingEngine, type Engine } from './engine.ts'
 import { errorHandler, HttpError, sendError } from './errors.ts'
 import { Metrics } from './metrics.ts'
-import { backPressuredJson } from './send.ts'
+import { AnswerBudget, backPressuredJson } from './send.ts'
 import { bearerCheck, crossSiteGuard, guardedPaths, isLoopback } from './security.ts'
 import { ModelRegistry, type ServedModel } from './models.ts'
 import { defaultLimits, Validator, type ServerLimits } from './validation.ts'
@@ -21,6 +21,8 @@ export interface AppOptions {
   engine?: Engine
   /** Bearer token required on /v1/*, /metrics and /models/* when set (server/security.ts); '' is refused. */
   apiKey?: string
+  /** Bytes of large JSON answers held at once for clients that have not read them (server/send.ts; default 64 MiB). */
+  answerBufferBytes?: number
   /** The address the server binds (default 127.0.0.1): on a loopback address only loopback Host names are served. */
   host?: string
   limits?: Partial<ServerLimits>
@@ -90,7 +92,7 @@ export function createApp(opts: AppOptions): App {
     next()
   })
 
-  app.use(backPressuredJson())
+  app.use(backPressuredJson(new AnswerBudget(opts.answerBufferBytes)))
   app.use(crossSiteGuard({ loopbackOnly: isLoopback(opts.host ?? '127.0.0.1') }))
   if (opts.apiKey) app.use(guardedPaths, bearerCheck(opts.apiKey))
 

@@ -22,6 +22,8 @@ export interface StartOptions {
   /** Bearer token for /v1/*, /metrics and /models/*; an empty string is refused (it would turn auth off). */
   apiKey?: string
   limits?: Partial<ServerLimits>
+  /** Bytes of large JSON answers held at once for clients that have not read them (default 64 MiB). */
+  answerBufferBytes?: number
   /** Socket timeouts (server/connections.ts). */
   connections?: Partial<ConnectionLimits>
   logger?: Logger
@@ -56,7 +58,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   }
 
   const registry = new ModelRegistry([], false)
-  const app = createApp({ models: registry, apiKey: opts.apiKey, host, limits: opts.limits, logger: log } satisfies AppOptions)
+  const app = createApp({ models: registry, apiKey: opts.apiKey, host, limits: opts.limits, answerBufferBytes: opts.answerBufferBytes, logger: log } satisfies AppOptions)
   const server = await listen(createHttpServer(app, opts.connections), host, port)
   app.locals.closing = () => server.closing
 

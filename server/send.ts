@@ -1,45 +1,11 @@
 // JSON answers that respect back-pressure. A per-token perplexity answer with top_logprobs for a long text
-// is megabytes; express's res.json serializes it into one string and hands it to the socket at once, so a
-// client that never reads keeps all of it in the server's memory, and serializing it stalls the event loop
-// (every decoding step) meanwhile. Here a large body is serialized piece by piece and written in chunks,
-// each after the socket has drained the last ('drain'), yielding to the event loop between chunks.
+// is megabytes; express's res.json hands all of it to the socket at once, so every client that never reads
+// keeps a copy in the server's memory, without limit. Here a large answer is written a chunk at a time as
+// the client reads, and the bytes held for such clients altogether are bounded (AnswerBudget).
 import type { NextFunction, Request, Response } from 'express'
 
-/** Bodies up to this size go out as before, in one write with a Content-Length. */
+/** Bodies up to this size go out as before, in one write with a Content-Length; larger ones in chunks of it. */
 const CHUNK = 64 * 1024
-/** Containers this deep or deeper are serialized whole (a per-token entry, a choice): a handful of pieces. */
-const WHOLE_DEPTH = 2
-
-/**
- * The text of JSON.stringify(value), in pieces: the top object's fields and the elements of its arrays are
- * serialized one at a time. Same output as JSON.stringify for JSON data (plain objects, arrays, strings,
- * finite numbers, booleans, null); values with toJSON are serialized whole.
- */
-export function* jsonPieces(value: unknown, depth = 0): Generator<string> {
-  if (depth >= WHOLE_DEPTH || value === null || typeof value !== 'object' || typeof (value as { toJSON?: unknown }).toJSON === 'function') {
-    yield JSON.stringify(value) ?? 'null'
-    return
-  }
-  const skipped = (v: unknown) => v === undefined || typeof v === 'function' || typeof v === 'symbol'
-  if (Array.isArray(value)) {
-    yield '['
-    for (let i = 0; i < value.length; i++) {
-      if (i > 0) yield ','
-      yield* jsonPieces(skipped(value[i]) ? null : value[i], depth + 1)
-    }
-    yield ']'
-    return
-  }
-  yield '{'
-  let first = true
-  for (const [k, v] of Object.entries(value)) {
-    if (skipped(v)) continue
-    yield `${first ? '' : ','}${JSON.stringify(k)}:`
-    first = false
-    yield* jsonPieces(v, depth + 1)
-  }
-  yield '}'
-}
 
 /** Resolves on 'drain', or when the response closes (then `res.destroyed` or `writableEnded` tells). */
 function drained(res: Response): Promise<void> {
@@ -55,48 +21,68 @@ function drained(res: Response): Promise<void> {
 }
 
 /**
- * Sends `body` as JSON like express's res.json; a body larger than 64 KiB goes out in 64 KiB chunks
- * (chunked transfer encoding), each written only when the socket has taken the last. Stops quietly when
- * the client goes away.
+ * How many bytes of large JSON answers the server holds at once for clients that have not read them yet
+ * (default 64 MiB, `lmp serve --answer-buffer-mib`). An answer that does not fit is a 503 instead: memory
+ * stays bounded by this, not by how many clients stop reading.
  */
-export async function sendJson(res: Response, body: unknown): Promise<void> {
-  const pieces = jsonPieces(body)
-  // Not for-of with break: that would close the generator.
-  const next = () => {
-    let chunk = ''
-    for (let p = pieces.next(); !p.done; p = pieces.next()) {
-      chunk += p.value
-      if (chunk.length >= CHUNK) break
-    }
-    return chunk
+export class AnswerBudget {
+  used = 0
+  constructor(readonly bytes = 64 * 1024 * 1024) {}
+
+  /** Reserves `n` bytes; false when they do not fit (nothing is reserved then). */
+  take(n: number): boolean {
+    if (this.used + n > this.bytes) return false
+    this.used += n
+    return true
   }
-  let chunk = next()
-  // What express's res.json does with its string (send adds the charset).
-  if (!res.get('Content-Type')) res.set('Content-Type', 'application/json')
-  if (chunk.length < CHUNK) {
-    // Small: one write with a Content-Length, as always.
-    res.send(chunk)
-    return
+
+  give(n: number): void {
+    this.used -= n
   }
-  const type = String(res.get('Content-Type'))
-  if (!/charset=/i.test(type)) res.set('Content-Type', `${type}; charset=utf-8`)
-  const gone = () => res.destroyed || res.writableEnded
-  for (;;) {
-    if (gone()) return
-    if (!res.write(chunk)) await drained(res)
-    // Let decoding steps and other requests run between chunks.
-    else await new Promise((resolve) => setImmediate(resolve))
-    chunk = next()
-    if (chunk.length < CHUNK) break
-  }
-  if (!gone()) res.end(chunk)
 }
 
-/** Middleware: every route's res.json goes through sendJson. */
-export function backPressuredJson() {
+/**
+ * Sends `body` as JSON like express's res.json. A body larger than 64 KiB becomes one buffer (its objects
+ * are then free), reserved in `budget` until the response closes (a 503 when it does not fit), and is
+ * written 64 KiB at a time, each chunk once the socket has taken the last ('drain'). Stops quietly when
+ * the client goes away.
+ */
+export function sendJson(res: Response, body: unknown, budget: AnswerBudget): void {
+  const text = JSON.stringify(body)
+  // What express's res.json does with its string (send adds the charset).
+  if (!res.get('Content-Type')) res.set('Content-Type', 'application/json')
+  if (text === undefined || text.length < CHUNK) {
+    // Small: one write with a Content-Length, as always.
+    res.send(text)
+    return
+  }
+  const bytes = Buffer.from(text)
+  if (!budget.take(bytes.length)) {
+    res.status(503).set('Retry-After', '1')
+    res.send(JSON.stringify({ error: { message: 'the server is busy: too many large answers wait for their clients to read them; retry shortly', type: 'server_error', param: null, code: 'answer_buffer_full' } }))
+    return
+  }
+  res.once('close', () => budget.give(bytes.length))
+  res.set('Content-Length', String(bytes.length))
+  // Not awaited here, and given only the bytes: a suspended async function keeps its arguments and locals
+  // (the body's objects, its text: several times the bytes) alive for as long as the client does not read.
+  writeChunks(res, bytes).catch(() => res.destroy())
+}
+
+async function writeChunks(res: Response, bytes: Buffer): Promise<void> {
+  const gone = () => res.destroyed || res.writableEnded
+  for (let at = 0; at < bytes.length; at += CHUNK) {
+    if (gone()) return
+    if (!res.write(bytes.subarray(at, at + CHUNK))) await drained(res)
+  }
+  if (!gone()) res.end()
+}
+
+/** Middleware: every route's res.json goes through sendJson, sharing one budget. */
+export function backPressuredJson(budget = new AnswerBudget()) {
   return (_req: Request, res: Response, next: NextFunction) => {
     res.json = (body: unknown) => {
-      sendJson(res, body).catch(() => res.destroy())
+      sendJson(res, body, budget)
       return res
     }
     next()

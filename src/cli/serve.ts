@@ -16,6 +16,7 @@ export const command: Command = {
       'api-key': { type: 'string', help: 'require Authorization: Bearer KEY on /v1/*, /metrics and /models/* (default: $LMP_API_KEY; empty is refused)' },
       threads: { type: 'int', min: 0, max: 256, help: 'onnxruntime intra-op threads (default: 1 for a model under 16 MB, else onnxruntime picks)' },
       'idle-timeout-ms': { type: 'int', default: 30_000, min: 100, max: 3_600_000, help: 'a client whose request has not fully arrived after this long, or that reads nothing of its answer for this long, is disconnected' },
+      'answer-buffer-mib': { type: 'int', default: 64, min: 1, max: 65_536, help: 'MiB of large JSON answers held at once for clients that have not read them; beyond that such an answer is a 503' },
       'stream-flush-ms': { type: 'int', default: 10, min: 0, max: 1000, help: 'streamed tokens that come faster are written together, at most once per this many ms (0: each at once)' },
     },
   },
@@ -35,6 +36,7 @@ export const command: Command = {
       apiKey,
       numThreads: o.threads || undefined,
       limits: { streamFlushMs: o.streamFlushMs },
+      answerBufferBytes: o.answerBufferMib * 1024 * 1024,
       connections: { idleTimeoutMs: o.idleTimeoutMs, requestTimeoutMs: o.idleTimeoutMs },
     })
     if (running.warning) process.stderr.write(`lmp: warning: ${running.warning}\n`)

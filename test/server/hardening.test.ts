@@ -87,6 +87,22 @@ t.test('a large JSON answer waits for the client to read it (back-pressure), and
   t.ok(Math.abs(body.total_nll - expected.nll) < 1e-6 * expected.nll, 'the same score as one scoreText call')
 })
 
+t.test('large answers held for clients that do not read are bounded by answerBufferBytes (503 beyond)', async (t) => {
+  const { app, port } = await serve(t, { limits: { maxPromptTokens: 40_000 }, answerBufferBytes: 20 * MiB })
+  const body = { model: 'fake', text: 'abcdefgh'.repeat(2_500), per_token: true, top_logprobs: 20 }
+  const held = await open(port, '/v1/perplexity', body)
+  t.equal(held.statusCode, 200, 'the first ~15 MB answer fits')
+  const refused = await open(port, '/v1/perplexity', body)
+  t.equal(refused.statusCode, 503, 'a second one does not, while the first client reads nothing')
+  t.equal(refused.headers['retry-after'], '1')
+  t.equal(JSON.parse(await readAll(refused)).error.code, 'answer_buffer_full')
+  t.equal(JSON.parse(await readAll(held)).tokens, 20_001, 'the first arrives whole once read')
+  await until('the engine is idle', () => app.locals.engine.active === 0)
+  const again = await open(port, '/v1/perplexity', body)
+  t.equal(again.statusCode, 200, 'its bytes were given back')
+  again.resume()
+})
+
 t.test('a stream waits for the client to read it (back-pressure): its generation pauses, every token arrives', async (t) => {
   const { app, sockets, port } = await serve(t)
   const endless = app.locals.registry.get('endless')!.model as unknown as { calls: number }
