@@ -10,6 +10,8 @@
 //   - time to first token, p50/p99, under 16 clients;
 //   - the server's RSS after the first 1,000 and after 10,000 short requests (within 20%: no leak), for two
 //     mixes: the bench's own (streaming, one model) and half streaming, half plain JSON across two models;
+//   - the server's RSS growth while 10 and then 30 clients that never read hold ~9 MB perplexity answers
+//     (issue 14 item 7: +149 MB for 10 before back-pressure; now bounded by --answer-buffer-mib);
 //   - failed requests (non-200, error events, or a stream without [DONE]): must be 0;
 //   - the CPU time per token of the server (all threads) and of the clients, and from them the speedup the
 //     machine's cores bound: cores / (CPU per token under 16 clients) / one client's tokens/s.
@@ -263,6 +265,38 @@ async function compareClients(server: { url: string; child: ChildProcess }, mode
   return { ratio, failed: single.failed + many.failed }
 }
 
+/**
+ * `clients` clients POST /v1/perplexity (~8,000 characters, per_token, top_logprobs 20) and never read
+ * the answer; the server's RSS growth once their answers are out, then they disconnect.
+ */
+async function slowReaders(url: string, pid: number, clients: number, baseline?: number): Promise<number> {
+  const u = new URL(url)
+  const text = 'If you add 3 to 4 you get 7. '.repeat(280).slice(0, 8000)
+  const post = () => new Promise<http.IncomingMessage>((resolve, reject) => {
+    http.request({ host: u.hostname, port: u.port, path: '/v1/perplexity', method: 'POST', agent: false, headers: { 'content-type': 'application/json' } }, resolve)
+      .on('error', reject).end(JSON.stringify({ text, per_token: true, top_logprobs: 20 }))
+  })
+  const warm = await post()
+  let bytes = 0
+  warm.on('data', (d: Buffer) => (bytes += d.length))
+  await new Promise((resolve) => warm.on('end', resolve))
+  await new Promise((resolve) => setTimeout(resolve, 500))
+  // RSS rarely shrinks once the heap has grown: later rounds are measured from the first one's baseline.
+  const before = baseline ?? rssMiB(pid)
+  const held = await Promise.all(Array.from({ length: clients }, post))
+  await new Promise((resolve) => setTimeout(resolve, 1000))
+  report('server.slow_readers', {
+    clients,
+    answer_mib: Number((bytes / 2 ** 20).toFixed(1)),
+    statuses: Object.fromEntries([...new Set(held.map((r) => r.statusCode))].map((c) => [c, held.filter((r) => r.statusCode === c).length])),
+    rss_before_mib: Number(before.toFixed(1)),
+    rss_growth_mib: Number((rssMiB(pid) - before).toFixed(1)),
+  })
+  for (const r of held) r.destroy()
+  await new Promise((resolve) => setTimeout(resolve, 500))
+  return before
+}
+
 /** 10,000 requests from 16 clients; reports the server's RSS after the first 1,000, after 10,000, and
  * every 1,000 (it levels off after a few thousand: heap and code warming up, not a leak). */
 async function soak(child: ChildProcess, url: string, mix: string, body: (i: number) => object): Promise<boolean> {
@@ -317,6 +351,8 @@ try {
   // 10,000 short requests from 16 clients; RSS of the server after the first 1,000 and at the end.
   const short = (i: number) => ({ prompt: PROMPTS[i % PROMPTS.length], max_tokens: 4, temperature: 1, seed: i })
   if (!(await soak(child, url, 'streaming, one model', short))) exitCode = 1
+  const baseline = await slowReaders(url, child.pid!, 10)
+  await slowReaders(url, child.pid!, 30, baseline)
   await stopServer()
   // The same, half of the requests streaming and half plain JSON, alternating between two models (the
   // same experiment served twice under two names).
