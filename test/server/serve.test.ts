@@ -2,6 +2,7 @@
 // generateText's, the page's files are served, bad experiments fail in one line, SIGTERM is graceful.
 import t from 'tap'
 import { spawn } from 'node:child_process'
+import http from 'node:http'
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import path from 'node:path'
@@ -95,9 +96,25 @@ t.test('lmp serve prints the URL, and SIGTERM lets an in-flight request finish',
   }).then((r) => r.text())
   let finished = false
   void inFlight.then(() => (finished = true))
+  // An idle keep-alive socket at SIGTERM (issue 14 item 13).
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 })
+  t.teardown(() => agent.destroy())
+  const tokenize = () => new Promise<{ status?: number; connection?: string; error?: string }>((resolve) => {
+    const req = http.request(url + 'v1/tokenize', { method: 'POST', agent, headers: { 'content-type': 'application/json' } }, (res) => {
+      res.resume()
+      res.on('end', () => resolve({ status: res.statusCode, connection: res.headers.connection }))
+    })
+    req.on('error', (e) => resolve({ error: String(e) }))
+    req.end('{"text":"ab"}')
+  })
+  t.equal((await tokenize()).status, 200)
   await new Promise((r) => setTimeout(r, 150))
   t.notOk(finished, 'the request is still running at SIGTERM')
+  const sawSigterm = new Promise<void>((resolve) => child.stderr.on('data', () => { if (/SIGTERM/.test(stderr)) resolve() }))
   child.kill('SIGTERM')
+  await sawSigterm
+  // The server is shutting down: a request on the idle socket is answered, not reset.
+  t.same(await tokenize(), { status: 200, connection: 'close' }, 'answered with Connection: close')
   const text = await inFlight
   t.match(text, /"finish_reason":"length"[^\n]*\n\ndata: \[DONE\]\n\n$/, 'the in-flight stream ran to max_tokens and finished')
   t.equal(text.split('\n\n').length - 1, 2000 + 2, 'every token arrived')
