@@ -128,7 +128,7 @@ t.test('a client that stops reading is disconnected after idleTimeoutMs, and its
   const res = await open(port, '/v1/completions', { model: 'endless', prompt: 'a', n: 16, max_tokens: 2048, logprobs: 5, temperature: 0, stream: true })
   const started = Date.now()
   // The client sees the end only once it reads what came before it; the server is done at once.
-  await until('the server closes the stalled stream', () => server.inFlight === 0 && app.locals.engine.active === 0, 5_000)
+  await until('the server closes the stalled stream', () => server.inFlight === 0 && app.locals.engine.active === 0, 30_000)
   t.pass(`closed after ${Date.now() - started} ms`)
   const calls = endless.calls
   await sleep(100)
@@ -154,14 +154,14 @@ t.test('a request body that stops, or trickles, is cut off', async (t) => {
   const stalled = await raw()
   const started = Date.now()
   await stalled.closed
-  t.ok(Date.now() - started < 3_000, `a stalled body is closed (${Date.now() - started} ms)`)
+  t.ok(Date.now() - started < 10_000, `a stalled body is closed (${Date.now() - started} ms)`)
 
   const trickled = await raw()
   const timer = setInterval(() => trickled.socket.write(' '), 100)
   const begun = Date.now()
   const answer = await trickled.closed
   clearInterval(timer)
-  t.ok(Date.now() - begun < 3_000, `a trickled body is closed (${Date.now() - begun} ms)`)
+  t.ok(Date.now() - begun < 10_000, `a trickled body is closed (${Date.now() - begun} ms)`)
   t.match(answer, /^(HTTP\/1\.1 408|)/, 'with a 408, or nothing')
   t.equal(server.inFlight, 0)
 })
