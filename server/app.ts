@@ -1,18 +1,20 @@
 // The express application: OpenAI-style JSON endpoints under /v1, health and metrics, the web page at /,
 // the onnxruntime-web runtime files under /ort/ and the exported model files under /models/NAME/.
 // createApp takes its models (and optionally an engine) from the caller, so tests can inject fakes.
-import { timingSafeEqual, createHash } from 'node:crypto'
 import { createRequire } from 'node:module'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import express, { type NextFunction, type Request, type Response } from 'express'
+import express from 'express'
 import { pino, type Logger } from 'pino'
 import cors from 'cors'
 import { chatCompletionsHandler } from './chat.ts'
+import { LmpError } from '../src/errors.ts'
 import { completionsHandler, findModel, type RouteContext } from './completions.ts'
 import { createBatchingEngine, type Engine } from './engine.ts'
 import { errorHandler, HttpError, sendError } from './errors.ts'
 import { Metrics } from './metrics.ts'
+import { AnswerBudget, backPressuredJson } from './send.ts'
+import { bearerCheck, crossSiteGuard, guardedPaths, isLoopback } from './security.ts'
 import { ModelRegistry, type ServedModel } from './models.ts'
 import { defaultLimits, Validator, type ServerLimits } from './validation.ts'
 import { BOS_ID } from '../src/tokenizer/index.ts'
@@ -21,8 +23,12 @@ import { tokenStrings } from '../src/tokenizer/pieces.ts'
 export interface AppOptions {
   models: ModelRegistry | ServedModel[]
   engine?: Engine
-  /** Bearer token required on /v1/* and /metrics when set. */
+  /** Bearer token required on /v1/*, /metrics and /models/* when set (server/security.ts); '' is refused. */
   apiKey?: string
+  /** Bytes of large JSON answers held at once for clients that have not read them (server/send.ts; default 64 MiB). */
+  answerBufferBytes?: number
+  /** The address the server binds (default 127.0.0.1): on a loopback address only loopback Host names are served. */
+  host?: string
   limits?: Partial<ServerLimits>
   logger?: Logger
   /** The built page (default web/dist). */
@@ -45,19 +51,8 @@ export function defaultOrtDir(): string {
   return path.dirname(createRequire(import.meta.url).resolve('onnxruntime-web'))
 }
 
-function bearerCheck(apiKey: string) {
-  const expected = createHash('sha256').update(apiKey).digest()
-  return (req: Request, res: Response, next: NextFunction) => {
-    const header = req.get('authorization') ?? ''
-    const m = /^Bearer\s+(.+)$/i.exec(header)
-    const given = createHash('sha256').update(m ? m[1].trim() : '').digest()
-    if (m && timingSafeEqual(given, expected)) return next()
-    res.set('WWW-Authenticate', 'Bearer')
-    sendError(res, 401, 'missing or invalid API key (send Authorization: Bearer KEY)', null, 'invalid_api_key')
-  }
-}
-
 export function createApp(opts: AppOptions): App {
+  if (opts.apiKey === '') throw new LmpError('the API key is empty: give a key, or none to turn auth off')
   const registry = Array.isArray(opts.models) ? new ModelRegistry(opts.models) : opts.models
   const limits: ServerLimits = { ...defaultLimits, ...opts.limits }
   const log = opts.logger ?? pino({ level: 'info' })
@@ -103,27 +98,30 @@ export function createApp(opts: AppOptions): App {
     next()
   })
 
+  app.use(backPressuredJson(new AnswerBudget(opts.answerBufferBytes)))
+  app.use(crossSiteGuard({ loopbackOnly: isLoopback(opts.host ?? '127.0.0.1') }))
+  if (opts.apiKey) app.use(guardedPaths, bearerCheck(opts.apiKey))
+
   app.get('/health', (_req, res) => {
     if (!registry.ready) return res.status(503).json({ status: 'loading' })
+    // Shutting down (startServer sets this): a load balancer takes the replica out of rotation.
+    if ((app.locals.closing as (() => boolean) | undefined)?.()) return res.status(503).json({ status: 'shutting down' })
     res.json({ status: 'ok', models: registry.list().map((m) => m.name) })
   })
 
-  const auth = opts.apiKey ? bearerCheck(opts.apiKey) : (_req: Request, _res: Response, next: NextFunction) => next()
-
-  app.get('/metrics', auth, (_req, res) => {
+  app.get('/metrics', (_req, res) => {
     res.type('text/plain; version=0.0.4').send(metrics.render({ queueDepth: engine.waiting, activeBatch: engine.running, modelsLoaded: registry.list().length }))
   })
 
-  // Every POST body is parsed as JSON whatever its Content-Type (curl -d sends form encoding by default).
+  // crossSiteGuard has refused every POST whose Content-Type is not JSON.
   const json = express.json({ limit: limits.bodyBytes, type: () => true, strict: false })
   const v1 = express.Router()
-  // CORS before the bearer check: a browser's preflight carries no Authorization header.
+  // CORS on /v1 only (the bearer check lets a preflight through: it carries no Authorization header).
   if (opts.cors?.length) {
     v1.use(cors({ origin: opts.cors.includes('*') ? '*' : opts.cors, maxAge: 600 }))
     // This API is meant to be called from those origins; the page's isolation header would block reading it.
     v1.use((_req, res, next) => { res.set('Cross-Origin-Resource-Policy', 'cross-origin'); next() })
   }
-  v1.use(auth)
 
   v1.get('/models', (_req, res) => {
     res.json({

@@ -214,7 +214,7 @@ export function chatCompletionsHandler(ctx: RouteContext) {
     const signal = cancel.signal
     let runs: ChoiceRun[]
     try {
-      runs = Array.from({ length: n }, (_, j) => new ChoiceRun(ctx.engine, m, prompt.ids, completionParams(asCompletion, j), signal))
+      runs = Array.from({ length: n }, (_, j) => new ChoiceRun(ctx.engine, m, prompt.ids, completionParams(asCompletion, j), signal, () => !res.writableNeedDrain))
     } catch (err) {
       clearTimeout(timer)
       cancel.abort(abortReasons.finished)

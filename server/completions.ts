@@ -163,17 +163,26 @@ function coalescedWriter(res: Response, intervalMs: number) {
   let pending = ''
   let timer: NodeJS.Timeout | null = null
   let lastWrite = -Infinity
+  let draining = false
   const open = () => !res.writableEnded && !res.destroyed
   const flush = () => {
     timer = null
     lastWrite = performance.now()
-    if (pending && open()) res.write(pending)
+    if (!pending || !open()) return
+    // Back-pressure: while the client is not reading, tokens gather here and 'drain' writes them.
+    if (res.writableNeedDrain) {
+      if (!draining) res.once('drain', flush)
+      draining = true
+      return
+    }
+    draining = false
+    res.write(pending)
     pending = ''
   }
   return {
     write(text: string) {
       pending += text
-      if (timer) return
+      if (timer || draining) return
       const wait = lastWrite + intervalMs - performance.now()
       if (wait <= 0) flush()
       else timer = setTimeout(flush, wait)
@@ -198,7 +207,7 @@ export class ChoiceRun {
   reason?: string
   private readonly ended: Promise<void>
 
-  constructor(engine: Engine, m: ServedModel, prompt: Prompt, readonly params: GenerationParams, signal: AbortSignal) {
+  constructor(engine: Engine, m: ServedModel, prompt: Prompt, readonly params: GenerationParams, signal: AbortSignal, ready?: () => boolean) {
     this.ended = engine.generate(m, prompt, params, signal, (ev) => {
       if (ev.tokenId >= 0) {
         this.tokens.push(ev)
@@ -206,7 +215,7 @@ export class ChoiceRun {
       }
       this.onToken(ev)
       if (ev.done) this.reason = ev.finishReason
-    })
+    }, ready)
     // Awaited by finish(); until then a failure must not count as an unhandled rejection.
     this.ended.catch(() => {})
   }
@@ -314,7 +323,8 @@ export function completionsHandler(ctx: RouteContext) {
     // Echo with logprobs scores each prompt once (its choices share it), beside the generations.
     let promptScores: Promise<Logprobs>[]
     try {
-      runs = jobs.map((job) => new ChoiceRun(ctx.engine, m, job.prompt.ids, job.params, signal))
+      // Back-pressure: a stream's generations pause while its client is not reading.
+      runs = jobs.map((job) => new ChoiceRun(ctx.engine, m, job.prompt.ids, job.params, signal, () => !res.writableNeedDrain))
       promptScores = scoring ? prepared.map((p) => promptLogprobs(ctx.engine, m, p, body.logprobs ?? 0, signal)) : []
       for (const s of promptScores) s.catch(() => {}) // awaited below
     } catch (err) {
@@ -418,7 +428,6 @@ export function startEventStream(res: Response, flushMs: number) {
   res.writeHead(200, {
     'Content-Type': 'text/event-stream; charset=utf-8',
     'Cache-Control': 'no-cache',
-    Connection: 'keep-alive',
     'X-Accel-Buffering': 'no',
   })
   res.flushHeaders()

@@ -9,12 +9,18 @@
 // caches aligned at the end, the slots in front masked out). So prompts of equal length are prefilled
 // together and all one-token decode steps are batched, requests joining and leaving between steps; a
 // Transformer exported before ATTENTION_MASK batches only rows whose caches have the same length.
+//
+// Scoring (/v1/perplexity) has a lane of its own: one job at a time per model, fed to the model in slices
+// (one forward call each, at most scoreSliceTokens tokens for a recurrent model, one window for a
+// Transformer), and the loop runs one slice between two decoding steps. A long text then delays each
+// step by one slice, instead of every generation waiting for whole scoring jobs queued before it.
 import { Generation, type GenerateOptions, type GenerationEvent } from '../src/infer/generate.ts'
 import { scoreText, type Score } from '../src/infer/perplexity.ts'
 import { pastAxes, stackRows, takeRow, type RowState } from '../src/infer/batch.ts'
 import { ATTENTION_MASK, type State } from '../src/infer/types.ts'
 import { HttpError } from './errors.ts'
 import type { ServedModel } from './models.ts'
+import type { StepModel } from '../src/infer/types.ts'
 
 export type GenerationParams = GenerateOptions
 export type TokenEvent = GenerationEvent
@@ -26,9 +32,10 @@ export interface Engine {
    * the model's loop: it must be quick and must not throw). Queuing happens in the call itself, so a full
    * queue (HttpError 429) or a bad prompt (LmpError) throws before any response is written. The promise
    * resolves when the generation ends: after the done event, or early, without one, when `signal` aborts;
-   * it rejects when the model call fails.
+   * it rejects when the model call fails. While `ready` (optional) returns false, the generation sits out
+   * decoding steps, keeping its batch slot: back-pressure from a client that does not read its stream.
    */
-  generate(m: ServedModel, prompt: string | readonly number[], params: GenerationParams, signal: AbortSignal, onEvent: (ev: TokenEvent) => void): Promise<void>
+  generate(m: ServedModel, prompt: string | readonly number[], params: GenerationParams, signal: AbortSignal, onEvent: (ev: TokenEvent) => void, ready?: () => boolean): Promise<void>
   score(m: ServedModel, text: string | readonly number[], opts: { perToken: boolean; alternatives?: number }, signal: AbortSignal): Promise<ScoreResult>
   /** How many more requests the model's queue takes now. */
   room(m: ServedModel): number
@@ -49,6 +56,8 @@ export interface EngineOptions {
   maxQueue: number
   /** Told about every forward call (for /metrics). */
   onForward?: (model: string, rows: number, seconds: number) => void
+  /** Most tokens in one scoring slice of a recurrent model (default 128); the state carries across slices. */
+  scoreSliceTokens?: number
 }
 
 export class QueueFullError extends HttpError {
@@ -65,6 +74,8 @@ interface Slot {
   inBatch: { batch: Batch; row: number } | null
   /** The consumer's callback. A callback, not an async iterator: a token then costs no promises. */
   onEvent: (ev: TokenEvent) => void
+  /** Whether the consumer takes another token now (its socket has drained). */
+  ready: () => boolean
   ended: boolean
   error?: unknown
   /** Settles the promise generate() returned. */
@@ -83,10 +94,18 @@ interface Job {
   run(): Promise<void>
 }
 
-/** One model's queue and batch, and the loop that steps them. */
+/** One forward call of the running scoring job, waiting for its turn between decoding steps. */
+type Slice = () => Promise<void>
+
+/** One model's queue and batch, its scoring lane, and the loop that steps them. */
 class Worker {
-  readonly waiting: (Slot | Job)[] = []
+  readonly waiting: Slot[] = []
   readonly running: Slot[] = []
+  /** Scoring jobs not started yet, in arrival order. */
+  readonly scoreQueue: Job[] = []
+  /** The scoring job that runs, and its next forward call when it has asked for one. */
+  private scoring: Job | null = null
+  private slice: Slice | null = null
   private looping = false
   /** Per state entry, the axis that grows (a key/value cache's 'past'), or -1. */
   private readonly pastAxes: number[]
@@ -103,16 +122,17 @@ class Worker {
   }
 
   get load(): number {
-    return this.waiting.length + this.running.length
+    return this.waiting.length + this.running.length + this.scoreQueue.length + (this.scoring ? 1 : 0)
   }
 
   room(): number {
-    return Math.max(0, this.opts.maxBatch - this.running.length) + this.opts.maxQueue - this.waiting.length
+    return Math.max(0, this.opts.maxBatch - this.running.length) + this.opts.maxQueue - this.waiting.length - this.scoreQueue.length
   }
 
   enqueue(item: Slot | Job): void {
     if (this.room() <= 0) throw new QueueFullError()
-    this.waiting.push(item)
+    if ('gen' in item) this.waiting.push(item)
+    else this.scoreQueue.push(item)
     if (!this.looping) {
       this.looping = true
       void this.loop()
@@ -121,7 +141,7 @@ class Worker {
 
   /** Takes a slot out of the queue or the batch at once: its row is not fed to the next step. */
   remove(slot: Slot): void {
-    for (const list of [this.waiting, this.running] as (Slot | Job)[][]) {
+    for (const list of [this.waiting, this.running]) {
       const i = list.indexOf(slot)
       if (i >= 0) list.splice(i, 1)
     }
@@ -132,16 +152,25 @@ class Worker {
   private async loop(): Promise<void> {
     try {
       while (this.load > 0) {
-        // Admit waiting work in arrival order; a score job runs alone between steps.
-        while (this.waiting.length && this.running.length < this.opts.maxBatch) {
-          const item = this.waiting.shift()!
-          if ('gen' in item) this.running.push(item)
-          else await item.run()
+        // Admit waiting generations in arrival order.
+        while (this.waiting.length && this.running.length < this.opts.maxBatch) this.running.push(this.waiting.shift()!)
+        if (!this.scoring && this.scoreQueue.length) {
+          const job = (this.scoring = this.scoreQueue.shift()!)
+          void job.run().finally(() => {
+            this.scoring = null
+            this.changed()
+          })
         }
-        if (this.running.length) await this.step()
+        // One slice of scoring, then one decoding step.
+        const slice = this.slice
+        this.slice = null
+        if (slice) await slice()
+        const stepped = await this.step()
         this.changed()
-        // Let the event loop deliver the tokens and take new requests before the next step.
-        await new Promise((resolve) => setImmediate(resolve))
+        // Let the event loop deliver the tokens and take new requests before the next step; when every
+        // generation waits for its client to read (and no scoring ran), look again a little later.
+        if (slice || stepped) await new Promise((resolve) => setImmediate(resolve))
+        else await new Promise((resolve) => setTimeout(resolve, 2))
       }
     } finally {
       this.looping = false
@@ -149,10 +178,35 @@ class Worker {
     }
   }
 
+  /**
+   * The model as the running scoring job sees it: each forward call waits for its turn in the loop. A
+   * call after `signal` aborted rejects (499), which ends the job.
+   */
+  scoringModel(signal: AbortSignal): StepModel {
+    const m = this.m.model
+    return {
+      manifest: m.manifest,
+      initState: (batch) => m.initState(batch),
+      forward: (ids, state) => new Promise((resolve, reject) => {
+        this.slice = async () => {
+          if (signal.aborted) return reject(new HttpError(499, 'the client went away'))
+          const started = performance.now()
+          try {
+            resolve(await m.forward(ids, state))
+            this.opts.onForward?.(this.m.name, ids.length, (performance.now() - started) / 1000)
+          } catch (err) {
+            reject(err)
+          }
+        }
+      }),
+    }
+  }
+
   /** One forward call per group of rows that can share it; every running generation advances a token. */
-  private async step(): Promise<void> {
+  private async step(): Promise<boolean> {
     const groups = new Map<string | number, Slot[]>()
     for (const slot of this.running) {
+      if (!slot.ready()) continue
       if (slot.gen.freshState || (!slot.state && !slot.inBatch)) {
         slot.state = this.m.model.initState(1)
         slot.inBatch = null
@@ -172,6 +226,7 @@ class Worker {
       const rows = group.filter((s) => !s.ended)
       if (rows.length) await this.forward(rows)
     }
+    return groups.size > 0
   }
 
   /** A row's own state (batch 1): its own, or its row of the last batch it was in, padding and all. */
@@ -230,6 +285,25 @@ function end(slot: Slot): void {
 }
 
 
+/**
+ * Runs `cancel` when `signal` aborts; returns the function that forgets it. One 'abort' listener per
+ * signal, however many generations share it (n choices: no MaxListenersExceededWarning at 11).
+ */
+const cancels = new WeakMap<AbortSignal, Set<() => void>>()
+function onAbort(signal: AbortSignal, cancel: () => void): () => void {
+  let set = cancels.get(signal)
+  if (!set) {
+    const fns = (set = new Set())
+    cancels.set(signal, fns)
+    signal.addEventListener('abort', () => {
+      cancels.delete(signal)
+      for (const fn of fns) fn()
+    }, { once: true })
+  }
+  set.add(cancel)
+  return () => set.delete(cancel)
+}
+
 export function createBatchingEngine(opts: EngineOptions): Engine {
   const workers = new Map<ServedModel, Worker>()
   let idleWaiters: (() => void)[] = []
@@ -248,24 +322,22 @@ export function createBatchingEngine(opts: EngineOptions): Engine {
 
   return {
     get active() { return total((w) => w.load) },
-    get waiting() { return total((w) => w.waiting.length) },
+    get waiting() { return total((w) => w.waiting.length + w.scoreQueue.length) },
     get running() { return total((w) => w.running.length) },
     room: (m) => worker(m).room(),
 
-    generate(m, prompt, params, signal, onEvent) {
+    generate(m, prompt, params, signal, onEvent, ready = () => true) {
       const w = worker(m)
       if (w.room() <= 0) throw new QueueFullError()
       const gen = new Generation(m.tokenizer, prompt, { ...params, maxSeqLen: m.manifest.maxSeqLen })
       let settle: Slot['settle'] = () => {}
       const ended = new Promise<void>((resolve, reject) => (settle = (err) => (err === undefined ? resolve() : reject(err))))
-      const slot: Slot = { gen, state: null, inBatch: null, onEvent, ended: false, settle, detach: () => {} }
+      const slot: Slot = { gen, state: null, inBatch: null, onEvent, ready, ended: false, settle, detach: () => {} }
       if (gen.done || signal.aborted) end(slot) // max_tokens 0, or already cancelled
       else {
         w.enqueue(slot)
-        const cancel = () => w.remove(slot)
-        signal.addEventListener('abort', cancel, { once: true })
-        // The listener goes when the generation ends, so a long-lived signal does not collect them.
-        slot.detach = () => signal.removeEventListener('abort', cancel)
+        // The canceller goes when the generation ends, so a long-lived signal does not collect them.
+        slot.detach = onAbort(signal, () => w.remove(slot))
       }
       return ended
     },
@@ -277,7 +349,9 @@ export function createBatchingEngine(opts: EngineOptions): Engine {
           async run() {
             if (signal.aborted) return reject(new HttpError(499, 'the client went away'))
             try {
-              resolve(await scoreText(m.model, m.tokenizer, text, { perToken: o.perToken, alternatives: o.alternatives }))
+              // A recurrent model's result does not depend on the chunk; a Transformer keeps its window.
+              const window = m.manifest.maxSeqLen === null ? opts.scoreSliceTokens ?? 128 : undefined
+              resolve(await scoreText(w.scoringModel(signal), m.tokenizer, text, { perToken: o.perToken, alternatives: o.alternatives, window }))
             } catch (err) {
               reject(err)
             }

@@ -1,10 +1,11 @@
 // Starting and stopping the HTTP server: `lmp serve` and `lmp demo` both go through startServer.
-import type { Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { pino, type Logger } from 'pino'
 import { LmpError } from '../src/errors.ts'
 import { createApp, type AppOptions } from './app.ts'
+import { createHttpServer, type ConnectionLimits, type HttpServer } from './connections.ts'
 import { loadExperimentModel, ModelRegistry, resolveExperimentDir } from './models.ts'
+import { isLoopback } from './security.ts'
 import type { ServerLimits } from './validation.ts'
 
 export { createApp, type AppOptions } from './app.ts'
@@ -18,8 +19,13 @@ export interface StartOptions {
   /** Folder that holds the experiments (default exp/ in the working directory). */
   expRoot?: string
   device?: 'cpu' | 'cuda'
+  /** Bearer token for /v1/*, /metrics and /models/*; an empty string is refused (it would turn auth off). */
   apiKey?: string
   limits?: Partial<ServerLimits>
+  /** Bytes of large JSON answers held at once for clients that have not read them (default 64 MiB). */
+  answerBufferBytes?: number
+  /** Socket timeouts (server/connections.ts). */
+  connections?: Partial<ConnectionLimits>
   logger?: Logger
   numThreads?: number
   /** Origins allowed to call /v1/* from a browser (CORS); none by default. */
@@ -27,8 +33,11 @@ export interface StartOptions {
 }
 
 export interface RunningServer {
+  /** The address the server is bound to, as a URL: http://0.0.0.0:PORT/ when it listens on every interface. */
   url: string
-  server: Server
+  /** Set when the server can be reached from other machines without a key (a non-loopback --host). */
+  warning?: string
+  server: HttpServer
   registry: ModelRegistry
   close(): Promise<void>
 }
@@ -39,6 +48,7 @@ export interface RunningServer {
  */
 export async function startServer(opts: StartOptions): Promise<RunningServer> {
   if (!opts.exps.length) throw new LmpError('no model to serve: give --exp NAME')
+  if (opts.apiKey === '') throw new LmpError('the API key is empty (--api-key or LMP_API_KEY): give a key, or none to serve without auth')
   const host = opts.host ?? '127.0.0.1'
   const port = opts.port ?? 8080
   const log = opts.logger ?? pino({ level: process.env.LMP_LOG_LEVEL ?? 'info' })
@@ -50,24 +60,12 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   }
 
   const registry = new ModelRegistry([], false)
-  const app = createApp({ models: registry, apiKey: opts.apiKey, limits: opts.limits, logger: log, cors: opts.cors } satisfies AppOptions)
-  const server = await listen(app, host, port)
-  // Keep-alive sockets must not hold shutdown for long.
-  server.keepAliveTimeout = 5_000
+  const app = createApp({ models: registry, apiKey: opts.apiKey, host, limits: opts.limits, answerBufferBytes: opts.answerBufferBytes, logger: log, cors: opts.cors } satisfies AppOptions)
+  const server = await listen(createHttpServer(app, opts.connections), host, port)
+  app.locals.closing = () => server.closing
 
   const close = async () => {
-    await new Promise<void>((resolve) => {
-      // Stop accepting; keep-alive connections are dropped as soon as their request is done.
-      const idle = setInterval(() => server.closeIdleConnections(), 50)
-      const force = setTimeout(() => server.closeAllConnections(), 30_000)
-      force.unref()
-      server.close(() => {
-        clearInterval(idle)
-        clearTimeout(force)
-        resolve()
-      })
-      server.closeIdleConnections()
-    })
+    await server.shutdown()
     await app.locals.engine.idle()
     await registry.releaseAll()
   }
@@ -86,13 +84,19 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   registry.ready = true
 
   const address = server.address() as AddressInfo
-  const shownHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : address.family === 'IPv6' ? `[${address.address}]` : address.address
-  return { url: `http://${shownHost}:${address.port}/`, server, registry, close }
+  const shownHost = address.family === 'IPv6' ? `[${address.address}]` : address.address
+  const url = `http://${shownHost}:${address.port}/`
+  let warning: string | undefined
+  if (!isLoopback(address.address) && !opts.apiKey) {
+    warning = `listening on ${address.address} without an API key: anyone who can reach this machine can use the server and download its models (give --api-key, or --host 127.0.0.1)`
+    log.warn({ host: address.address }, warning)
+  }
+  return { url, warning, server, registry, close }
 }
 
-function listen(app: ReturnType<typeof createApp>, host: string, port: number): Promise<Server> {
+function listen(server: HttpServer, host: string, port: number): Promise<HttpServer> {
   return new Promise((resolve, reject) => {
-    const server = app.listen(port, host)
+    server.listen(port, host)
     server.once('listening', () => resolve(server))
     server.once('error', (err: NodeJS.ErrnoException) => {
       if (err.code === 'EADDRINUSE') reject(new LmpError(`port ${port} on ${host} is already in use (try --port 0)`))

@@ -10,12 +10,14 @@ export const command: Command = {
     options: {
       exp: { type: 'string[]', help: 'experiment to serve: a name under --exp-root, or a folder path (repeatable)' },
       'exp-root': { type: 'string', help: 'folder holding the experiments (default: $LMP_EXP_DIR, else ./exp)' },
-      host: { type: 'string', default: '127.0.0.1', help: 'address to bind (0.0.0.0 exposes it to the network)' },
+      host: { type: 'string', default: '127.0.0.1', help: 'address to bind (0.0.0.0 exposes it to the network: give --api-key)' },
       port: { type: 'int', default: 8080, min: 0, max: 65535, help: 'port (0 picks a free one)' },
       device: { type: 'string', default: 'cpu', choices: ['cpu', 'cuda'], help: 'onnxruntime-node execution provider' },
-      'api-key': { type: 'string', help: 'require Authorization: Bearer KEY on /v1/* and /metrics (default: $LMP_API_KEY)' },
+      'api-key': { type: 'string', help: 'require Authorization: Bearer KEY on /v1/*, /metrics and /models/* (default: $LMP_API_KEY; empty is refused)' },
       threads: { type: 'int', min: 0, max: 256, help: 'onnxruntime intra-op threads (default: 1 for a model under 16 MB, else onnxruntime picks)' },
       cors: { type: 'string[]', help: "let browser apps on this origin call /v1/* (CORS), e.g. https://app.example; '*' for any (repeatable; off by default)" },
+      'idle-timeout-ms': { type: 'int', default: 30_000, min: 100, max: 3_600_000, help: 'a client whose request has not fully arrived after this long, or that reads nothing of its answer for this long, is disconnected' },
+      'answer-buffer-mib': { type: 'int', default: 64, min: 1, max: 65_536, help: 'MiB of large JSON answers held at once for clients that have not read them; beyond that such an answer is a 503' },
       'stream-flush-ms': { type: 'int', default: 10, min: 0, max: 1000, help: 'streamed tokens that come faster are written together, at most once per this many ms (0: each at once)' },
     },
   },
@@ -25,6 +27,9 @@ export const command: Command = {
     for (const origin of o.cors ?? []) {
       if (origin !== '*' && !/^https?:\/\/[^/\s]+$/.test(origin)) throw new UsageError(`--cors must be an origin like https://app.example:8443 or '*', got '${origin}'`)
     }
+    const apiKey = o.apiKey ?? process.env.LMP_API_KEY
+    // An empty key would silently mean "no auth": refuse it.
+    if (apiKey === '') throw new UsageError(`${o.apiKey === '' ? '--api-key' : 'LMP_API_KEY'} is empty: give a key, or leave it unset to serve without auth`)
     const { startServer } = await import('../../server/index.ts')
     const running = await startServer({
       exps: o.exp,
@@ -32,11 +37,14 @@ export const command: Command = {
       host: o.host,
       port: o.port,
       device: o.device,
-      apiKey: o.apiKey ?? process.env.LMP_API_KEY ?? undefined,
+      apiKey,
       numThreads: o.threads || undefined,
       limits: { streamFlushMs: o.streamFlushMs },
       cors: o.cors?.length ? o.cors : undefined,
+      answerBufferBytes: o.answerBufferMib * 1024 * 1024,
+      connections: { idleTimeoutMs: o.idleTimeoutMs, requestTimeoutMs: o.idleTimeoutMs },
     })
+    if (running.warning) process.stderr.write(`lmp: warning: ${running.warning}\n`)
     process.stdout.write(`lmp: serving ${running.registry.list().map((m) => m.name).join(', ')} at ${running.url}\n`)
     // Graceful shutdown: stop accepting, let in-flight requests finish, then exit.
     await new Promise<void>((resolve) => {

@@ -185,7 +185,7 @@ t.test('bad input: 4xx JSON errors, never a 5xx', async (t) => {
   t.equal((await post('/v1/tokenize', {})).json.error.param, 'text')
   t.equal((await post('/v1/nope', {})).status, 404)
   const plain = await fetch(base + '/v1/completions', { method: 'POST', body: '{"prompt":"a","max_tokens":1}' })
-  t.equal(plain.status, 200, 'a JSON body without a JSON content type is accepted')
+  t.equal(plain.status, 415, 'a JSON body without a JSON content type is refused (test/server/security.test.ts)')
   t.equal((await fetch(base + '/health')).status, 200, 'still healthy')
 })
 

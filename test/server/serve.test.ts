@@ -2,6 +2,7 @@
 // generateText's, the page's files are served, bad experiments fail in one line, SIGTERM is graceful.
 import t from 'tap'
 import { spawn } from 'node:child_process'
+import http from 'node:http'
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import path from 'node:path'
@@ -95,9 +96,25 @@ t.test('lmp serve prints the URL, and SIGTERM lets an in-flight request finish',
   }).then((r) => r.text())
   let finished = false
   void inFlight.then(() => (finished = true))
+  // An idle keep-alive socket at SIGTERM (issue 14 item 13).
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 })
+  t.teardown(() => agent.destroy())
+  const tokenize = () => new Promise<{ status?: number; connection?: string; error?: string }>((resolve) => {
+    const req = http.request(url + 'v1/tokenize', { method: 'POST', agent, headers: { 'content-type': 'application/json' } }, (res) => {
+      res.resume()
+      res.on('end', () => resolve({ status: res.statusCode, connection: res.headers.connection }))
+    })
+    req.on('error', (e) => resolve({ error: String(e) }))
+    req.end('{"text":"ab"}')
+  })
+  t.equal((await tokenize()).status, 200)
   await new Promise((r) => setTimeout(r, 150))
   t.notOk(finished, 'the request is still running at SIGTERM')
+  const sawSigterm = new Promise<void>((resolve) => child.stderr.on('data', () => { if (/SIGTERM/.test(stderr)) resolve() }))
   child.kill('SIGTERM')
+  await sawSigterm
+  // The server is shutting down: a request on the idle socket is answered, not reset.
+  t.same(await tokenize(), { status: 200, connection: 'close' }, 'answered with Connection: close')
   const text = await inFlight
   t.match(text, /"finish_reason":"length"[^\n]*\n\ndata: \[DONE\]\n\n$/, 'the in-flight stream ran to max_tokens and finished')
   t.equal(text.split('\n\n').length - 1, 2000 + 2, 'every token arrived')
@@ -120,6 +137,62 @@ t.test('lmp serve: a bad flag or experiment is one line and a non-zero exit', as
   t.equal(missing.code, 1)
   t.match(missing.stderr, /^lmp: error: unknown experiment 'missing'/)
   t.equal(missing.stderr.trim().split('\n').length, 1)
+})
+
+t.test('an empty API key refuses to start, from the flag, the environment or the API (issue 14 item 9)', async (t) => {
+  const run = (args: string[], env: Record<string, string> = {}) => new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+    const child = spawn(process.execPath, [path.join(repo, 'bin', 'lmp.js'), 'serve', '--exp', dir, '--port', '0', ...args], {
+      env: { ...process.env, LMP_LOG_LEVEL: 'silent', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (d) => (stdout += d))
+    child.stderr.on('data', (d) => (stderr += d))
+    child.on('exit', (code) => resolve({ code, stdout, stderr }))
+  })
+  const flag = await run(['--api-key', ''])
+  t.equal(flag.code, 2, '--api-key "": usage error')
+  t.match(flag.stderr, /^lmp: error: --api-key is empty: give a key, or leave it unset/)
+  t.equal(flag.stderr.trim().split('\n').length, 1, 'one line')
+  t.notMatch(flag.stdout, /serving/)
+  const env = await run([], { LMP_API_KEY: '' })
+  t.equal(env.code, 2, 'LMP_API_KEY="": usage error')
+  t.match(env.stderr, /^lmp: error: LMP_API_KEY is empty/)
+  await t.rejects(startServer({ exps: [dir], port: 0, logger: silent, apiKey: '' }), { constructor: LmpError, message: /API key is empty/ })
+})
+
+t.test('--host 0.0.0.0 without a key warns, and the printed address is the bound one (issue 14 item 10)', async (t) => {
+  const child = spawn(process.execPath, [path.join(repo, 'bin', 'lmp.js'), 'serve', '--exp', dir, '--port', '0', '--host', '0.0.0.0'], {
+    env: { ...process.env, LMP_LOG_LEVEL: 'silent' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  let stdout = ''
+  let stderr = ''
+  child.stderr.on('data', (d) => (stderr += d))
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)))
+  const url = await new Promise<string>((resolve, reject) => {
+    child.stdout.on('data', (d) => {
+      stdout += d
+      const m = /at (http:\/\/\S+)/.exec(stdout)
+      if (m) resolve(m[1])
+    })
+    child.on('exit', () => reject(new Error(`lmp serve exited: ${stderr}`)))
+  })
+  t.match(url, /^http:\/\/0\.0\.0\.0:\d+\/$/, 'the address it listens on, not 127.0.0.1')
+  t.match(stderr, /^lmp: warning: listening on 0\.0\.0\.0 without an API key: anyone who can reach this machine/m)
+  const port = new URL(url).port
+  t.equal((await fetch(`http://127.0.0.1:${port}/health`)).status, 200)
+  child.kill('SIGTERM')
+  t.equal(await exited, 0)
+
+  const keyed = await startServer({ exps: [dir], port: 0, host: '0.0.0.0', apiKey: 'k', logger: silent })
+  t.teardown(() => keyed.close())
+  t.equal(keyed.warning, undefined, 'with a key: no warning')
+  t.match(keyed.url, /^http:\/\/0\.0\.0\.0:\d+\/$/)
+  const local = await startServer({ exps: [dir], port: 0, logger: silent })
+  t.teardown(() => local.close())
+  t.equal(local.warning, undefined, 'loopback: no warning')
 })
 
 const ortBin = path.dirname(createRequire(import.meta.url).resolve('onnxruntime-node/dist/binding.js'))
