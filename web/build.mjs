@@ -12,8 +12,9 @@ import * as esbuild from 'esbuild'
 const webDir = path.dirname(fileURLToPath(import.meta.url))
 const dist = path.join(webDir, 'dist')
 const ortDist = path.dirname(createRequire(import.meta.url).resolve('onnxruntime-web'))
-// onnxruntime-web's default entry runs WASM and WebGPU through these two files.
-const ortFiles = ['ort-wasm-simd-threaded.jsep.mjs', 'ort-wasm-simd-threaded.jsep.wasm']
+// onnxruntime-web's WebGPU build (onnxruntime-web/webgpu, imported by worker.ts) runs WASM and WebGPU
+// through these two files.
+const ortFiles = ['ort-wasm-simd-threaded.asyncify.mjs', 'ort-wasm-simd-threaded.asyncify.wasm']
 
 /** A hard link when it can (the .wasm is 28 MB), else a copy. */
 async function place(from, to) {

@@ -7,7 +7,7 @@ declare const BUILD_ID: string
 
 const sw = self as unknown as ServiceWorkerGlobalScope
 const CACHE = `lmp-page-${BUILD_ID}`
-const RUNTIME = ['ort/ort-wasm-simd-threaded.jsep.mjs', 'ort/ort-wasm-simd-threaded.jsep.wasm']
+const RUNTIME = ['ort/ort-wasm-simd-threaded.asyncify.mjs', 'ort/ort-wasm-simd-threaded.asyncify.wasm']
 const PAGE = ['', 'index.html', 'main.js', 'worker.js', 'style.css', 'models/index.json']
 
 const scopeUrl = (path: string) => new URL(path, sw.registration.scope).href
