@@ -99,7 +99,8 @@ export function createApp(opts: AppOptions): App {
 
   app.get('/health', (_req, res) => {
     if (!registry.ready) return res.status(503).json({ status: 'loading' })
-    res.json({ status: 'ok', models: registry.list().map((m) => m.name) })
+    // One server runs all its models on one device (--device).
+    res.json({ status: 'ok', models: registry.list().map((m) => m.name), device: registry.list()[0]?.device ?? 'cpu' })
   })
 
   const auth = opts.apiKey ? bearerCheck(opts.apiKey) : (_req: Request, _res: Response, next: NextFunction) => next()
@@ -124,6 +125,7 @@ export function createApp(opts: AppOptions): App {
         architecture: m.manifest.architecture,
         vocab_size: m.manifest.vocabSize,
         max_seq_len: m.manifest.maxSeqLen,
+        device: m.device ?? 'cpu',
       })),
     })
   })

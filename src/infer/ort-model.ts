@@ -40,6 +40,8 @@ export async function loadOrtModel(ort: OrtLike, modelBytes: Uint8Array, manifes
     executionProviders: opts.executionProviders ?? ['cpu'],
     graphOptimizationLevel: 'all',
     ...(opts.numThreads ? { intraOpNumThreads: opts.numThreads } : {}),
+    // On WebGPU every session warns that shape ops run on the CPU, which is by design: errors only.
+    ...(opts.executionProviders?.includes('webgpu') ? { logSeverityLevel: 3 } : {}),
   })
   const masked = manifest.inputs.some((i) => i.name === ATTENTION_MASK)
   const cache = pastAxes(manifest).findIndex((a) => a > 0) // a state entry with a 'past' axis
