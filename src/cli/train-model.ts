@@ -43,7 +43,7 @@ export const TRAIN_OPTIONS: Record<string, OptionSpec> = {
   'eval-ver': { type: 'string', default: 'valid', help: 'dataset version (split) that --eval-step scores' },
   seed: { type: 'int', default: 42, help: 'random seed (init, data order, dropout)' },
   resume: { type: 'boolean', default: false, help: "continue exp/NAME from its last checkpoint, with the options of its config.json (the same losses as a run never stopped)" },
-  backend: { type: 'string', default: 'auto', choices: ['auto', 'tensorflow', 'wasm', 'cpu'], help: 'TF.js backend' },
+  backend: { type: 'string', default: 'auto', choices: ['auto', 'tensorflow', 'webgpu', 'wasm', 'cpu'], help: 'TF.js backend (auto: tensorflow, then webgpu on a real GPU, then wasm, then cpu)' },
   export: { type: 'boolean', default: true, help: 'export the final model to exp/NAME/onnx (--no-export to skip)' },
 }
 
@@ -98,7 +98,7 @@ export async function trainModel(modelName: string, o: Record<string, any>) {
   validateTrainConfig(trainConfig)
   if (o.tbptt && model.kind !== 'recurrent') throw new LmpError(`--tbptt is for recurrent models, not ${modelName}`)
 
-  const { initBackend } = await import('../../models/backend.ts')
+  const { initBackend, describeBackend } = await import('../../models/backend.ts')
   const backend = await initBackend(o.backend)
   if (existsSync(dir)) {
     // A new run replaces the old one: stale checkpoints would otherwise pass for this run's.
@@ -117,7 +117,7 @@ export async function trainModel(modelName: string, o: Record<string, any>) {
   }
   saveTokenizer(join(dir, 'tokenizer.json'), tokenizer)
   await writeFileAtomic(join(dir, 'config.json'), JSON.stringify(config, null, 2) + '\n')
-  console.error(`training ${modelName} on ${o.dsetName} (${samples.length} samples, vocabulary ${tokenizer.vocabSize}) with TF.js backend '${backend}' → ${dir}`)
+  console.error(`training ${modelName} on ${o.dsetName} (${samples.length} samples, vocabulary ${tokenizer.vocabSize}) with TF.js backend '${describeBackend(backend)}' → ${dir}`)
   return runTraining({ dir, name: o.expName, modelConfig, trainConfig, tokenizer, samples, validSamples, backend, exportModel: o.export, resume: false })
 }
 
@@ -142,9 +142,9 @@ async function resumeModel(modelName: string, o: Record<string, any>) {
   if (steps.length === 0) throw new LmpError(`nothing to resume in ${dir}: no checkpoint with its optimizer state`)
   const last = steps[steps.length - 1]
   if (last >= config.train.totalStep) throw new LmpError(`${dir} is already trained to step ${last} (total_step ${config.train.totalStep}); nothing to resume`)
-  const { initBackend } = await import('../../models/backend.ts')
+  const { initBackend, describeBackend } = await import('../../models/backend.ts')
   const backend = await initBackend(o.backend)
-  console.error(`resuming ${config.model.model} from step ${last} of ${config.train.totalStep} with TF.js backend '${backend}' → ${dir}`)
+  console.error(`resuming ${config.model.model} from step ${last} of ${config.train.totalStep} with TF.js backend '${describeBackend(backend)}' → ${dir}`)
   return runTraining({ dir, name: o.expName, modelConfig: config.model, trainConfig: config.train, tokenizer, samples, validSamples, backend, exportModel: o.export, resume: true })
 }
 

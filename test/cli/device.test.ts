@@ -1,7 +1,7 @@
 // --device on serve, gen-txt, eval-txt-ppl and eval-dset-ppl: `webgpu` runs onnxruntime-node's WebGPU
 // execution provider (here on SwiftShader) and gives the CPU's text and perplexity; with no adapter
-// (VK_ICD_FILENAMES pointing nowhere) each command fails with one line and exit 1, never falling back to
-// the CPU; a server reports its device in /health and /v1/models.
+// (VK_ICD_FILENAMES pointing nowhere) each command, and train-model --backend webgpu, fails with one line
+// and exit 1, never falling back to the CPU; a server reports its device in /health and /v1/models.
 import t from 'tap'
 import { join } from 'node:path'
 import { pino } from 'pino'
@@ -46,6 +46,14 @@ if (await webgpuOrSkip(t)) {
       t.match(r.stderr, /--device webgpu: onnxruntime-node's WebGPU execution provider cannot start \(Failed to get a WebGPU adapter.*\); it needs a GPU driver with Vulkan/)
       t.equal(r.stdout, '', 'nothing served, generated or scored')
     }
+  })
+
+  t.test('train-model --backend webgpu with no adapter: one line, exit 1, no other backend', async (t) => {
+    const r = lmp(['train-model', 'LSTM-2000', '--exp-name', 'nogpu', '--total-step', '1', '--warmup-step', '1', '--backend', 'webgpu'], nowhere, 60_000)
+    t.equal(r.status, 1)
+    t.ok(isOneLineError(r), `one line: ${r.stderr}`)
+    t.match(r.stderr, /^lmp: error: --backend webgpu: no WebGPU adapter: WebGPU needs a GPU driver with Vulkan/)
+    t.notMatch(r.stdout, /trained/, 'nothing trained on another backend')
   })
 
   t.test('a server on webgpu says so in /health and /v1/models', async (t) => {
