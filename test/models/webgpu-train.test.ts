@@ -68,19 +68,22 @@ if (await tfWebgpuOrSkip(t)) {
     return result
   }
 
-  /** Three optimizer steps; the losses, and the perplexity of the exported model on onnxruntime-node. */
+  /** Three optimizer steps with a checkpoint and a validation at the end; the losses, the validation
+   * perplexity (TF.js, in training) and the perplexity of the exported model on onnxruntime-node. */
   async function threeSteps(c: ModelConfig) {
     const losses: number[] = []
+    let valPpl = NaN
     const trainConfig = { batchSize: 4, lr: 1e-2, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0, maxNorm: 1,
-      maxSeqLen: 12, stride: 12, totalStep: 3, warmupStep: 1, ckptStep: 3, logStep: 3, seed: 3 }
-    const r = await train({ dir: mkdtempSync(join(tmpdir(), 'lmp-webgpu-')), modelConfig: c, trainConfig, tokenizer, samples, quiet: true, onStep: (s) => losses.push(s.loss) })
+      maxSeqLen: 12, stride: 12, totalStep: 3, warmupStep: 1, ckptStep: 3, logStep: 3, seed: 3, evalStep: 3 }
+    const r = await train({ dir: mkdtempSync(join(tmpdir(), 'lmp-webgpu-')), modelConfig: c, trainConfig, tokenizer, samples, validSamples: valid,
+      quiet: true, onStep: (s) => losses.push(s.loss), onEval: (e) => (valPpl = e.valPpl) })
     const weights: Record<string, { shape: number[]; data: Float32Array }> = {}
     for (const [n, s] of Object.entries(r.model.params())) weights[n] = { shape: s.shape, data: r.weights[n] }
     const { bytes, manifest } = serialize(r.model, weights)
     const m = await loadOrtModel(ort as never, bytes, manifest)
     const ppl = (await scoreTexts(m, tokenizer, valid)).ppl
     await m.release?.()
-    return { losses, ppl }
+    return { losses, ppl, valPpl }
   }
 
   for (const a of ARCHITECTURES) {
@@ -99,6 +102,7 @@ if (await tfWebgpuOrSkip(t)) {
       }
       t.equal(gotSteps.losses.length, 3)
       gotSteps.losses.forEach((l, i) => t.ok(Math.abs(l - wantSteps.losses[i]) / wantSteps.losses[i] <= 1e-4, `step ${i + 1}: loss ${l} = wasm's ${wantSteps.losses[i]}`))
+      t.ok(Math.abs(gotSteps.valPpl - wantSteps.valPpl) / wantSteps.valPpl <= 1e-4, `--eval-step: validation perplexity ${gotSteps.valPpl} = wasm's ${wantSteps.valPpl}`)
       t.ok(Math.abs(gotSteps.ppl - wantSteps.ppl) / wantSteps.ppl <= 1e-4, `exported and scored: perplexity ${gotSteps.ppl} = wasm's ${wantSteps.ppl}`)
     })
   }
