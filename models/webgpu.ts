@@ -20,6 +20,8 @@ export interface GpuAdapter {
 }
 
 const require = createRequire(import.meta.url)
+const DAWN: string = 'webgpu'
+const TFJS_WEBGPU: string = '@tensorflow/tfjs-backend-webgpu'
 
 /** Whether the optional `webgpu` package is installed (it may still fail to load). */
 export function webgpuInstalled(): boolean {
@@ -75,7 +77,8 @@ export async function startWebGpuBackend(): Promise<GpuAdapter> {
   if (started && tf.getBackend() === 'webgpu') return started
   const adapter = await probeAdapter()
   try {
-    const dawn = await import('webgpu')
+    // Names in variables: type checks must pass where the optional packages are not installed.
+    const dawn = (await import(DAWN)) as { create(flags: string[]): unknown; globals: object }
     const g = globalThis as { navigator?: { gpu?: unknown } }
     if (!g.navigator?.gpu) {
       Object.assign(globalThis, dawn.globals) // GPUBufferUsage and the other constants TF.js reads
@@ -84,7 +87,7 @@ export async function startWebGpuBackend(): Promise<GpuAdapter> {
       else g.navigator = { gpu }
     }
     // After navigator.gpu exists: the backend registers itself only where WebGPU is there.
-    await import('@tensorflow/tfjs-backend-webgpu')
+    await import(TFJS_WEBGPU)
   } catch (err) {
     throw new LmpError(`the optional WebGPU packages cannot load (${String((err as Error).message).split('\n')[0]}): npm install webgpu@0.6.2 @tensorflow/tfjs-backend-webgpu@4.22.0`)
   }
