@@ -9,6 +9,7 @@ import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { initBackend } from '../../models/backend.ts'
+import { probeAdapter } from '../../models/webgpu.ts'
 import { createModel, forwardTf, initWeights, lossTf, MODEL_DEFAULTS, type ModelConfig } from '../../models/lm.ts'
 import { TfOps } from '../../models/tf-ops.ts'
 import { train } from '../../models/train.ts'
@@ -32,6 +33,13 @@ const relDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => {
 }
 
 if (await tfWebgpuOrSkip(t)) {
+  await t.test('auto never takes a fallback (software) adapter', async (t) => {
+    const adapter = await probeAdapter()
+    const auto = await initBackend('auto')
+    if (adapter.fallback) t.not(auto, 'webgpu', `${adapter.name} is a fallback adapter: auto chose ${auto}`)
+    else t.equal(auto === 'tensorflow' ? 'webgpu' : auto, 'webgpu', `${adapter.name} is a GPU: auto chose ${auto}`)
+  })
+
   await t.test('AddN over many inputs sums them all on webgpu', async (t) => {
     await initBackend('webgpu')
     const xs = Array.from({ length: 20 }, (_, i) => tf.fill([5], i + 1))
