@@ -1,4 +1,5 @@
 // Pick the fastest TF.js backend that loads here: native TensorFlow (tfjs-node-gpu, then tfjs-node), else
+// WebGPU on a real GPU (models/webgpu.ts; never a fallback/software adapter unless asked for by name), else
 // WebAssembly, else the pure-JS cpu backend. The choice is verified with tf.getBackend(): a backend whose
 // start-up fails leaves TF.js silently on another one (../shared/MEASURED.md).
 import * as tf from '@tensorflow/tfjs-core'
@@ -7,9 +8,34 @@ import '@tensorflow/tfjs'
 import '@tensorflow/tfjs-backend-cpu'
 import '@tensorflow/tfjs-backend-wasm'
 import { LmpError } from '../src/errors.ts'
+import { probeAdapter, startWebGpuBackend, webgpuInstalled, type GpuAdapter } from './webgpu.ts'
 
-export type BackendChoice = 'auto' | 'tensorflow' | 'wasm' | 'cpu'
+export const BACKENDS = ['auto', 'tensorflow', 'webgpu', 'wasm', 'cpu'] as const
+export type BackendChoice = (typeof BACKENDS)[number]
 let chosen: string | null = null
+/** The WebGPU adapter TF.js runs on, when the backend is webgpu. */
+export let gpuAdapter: GpuAdapter | undefined
+
+/** The backend in words, with the adapter on webgpu: "webgpu (NVIDIA ampere ...)". */
+export function describeBackend(name: string): string {
+  return name === 'webgpu' && gpuAdapter ? `webgpu (${gpuAdapter.name}${gpuAdapter.fallback ? ', a software adapter' : ''})` : name
+}
+
+/** WebGPU for `auto` only on a real GPU: a fallback adapter runs on the CPU, slower than wasm. */
+async function tryWebGpu(choice: BackendChoice): Promise<boolean> {
+  if (choice === 'auto') {
+    if (!webgpuInstalled()) return false
+    const adapter = await probeAdapter().catch(() => undefined)
+    if (!adapter || adapter.fallback) return false
+  }
+  try {
+    gpuAdapter = await startWebGpuBackend()
+    return true
+  } catch (err) {
+    if (choice === 'webgpu') throw new LmpError(`--backend webgpu: ${(err as Error).message}`)
+    return false
+  }
+}
 
 async function tryNative(): Promise<boolean> {
   for (const pkg of ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node']) {
@@ -25,9 +51,10 @@ async function tryNative(): Promise<boolean> {
 
 export async function initBackend(choice: BackendChoice = 'auto'): Promise<string> {
   if (chosen && (choice === 'auto' || choice === chosen)) return chosen
-  const order: string[] = choice === 'auto' ? ['tensorflow', 'wasm', 'cpu'] : [choice]
+  const order: string[] = choice === 'auto' ? ['tensorflow', 'webgpu', 'wasm', 'cpu'] : [choice]
   for (const name of order) {
-    const ok = name === 'tensorflow' ? await tryNative() : (await tf.setBackend(name).catch(() => false)) && tf.getBackend() === name
+    const ok = name === 'tensorflow' ? await tryNative() : name === 'webgpu' ? await tryWebGpu(choice)
+      : (await tf.setBackend(name).catch(() => false)) && tf.getBackend() === name
     if (ok) {
       await tf.ready()
       if (name === 'wasm') patchWasmMatMul()

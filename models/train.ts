@@ -346,7 +346,8 @@ export async function train(opts: {
       const lr = learningRate(c, step)
       const dropoutRng = createRng(c.seed * 1_000_003 + step)
       let nextState: tf.Tensor[] | null = null
-      const lossValue = tf.tidy(() => {
+      // Reads are async (await data()): the webgpu backend cannot read synchronously in Node.
+      const lossTensor = tf.tidy(() => {
         const { value, grads } = tf.variableGrads(() => {
           const o = new TfOps(vars, true, () => dropoutRng.nextUint32())
           const out = forwardTf(model, o, batch.inputs, carried ?? undefined)
@@ -369,8 +370,10 @@ export async function train(opts: {
           const decayed = decays[i] && c.weightDecay > 0 ? tf.mul(p, 1 - lr * c.weightDecay) : p
           p.assign(tf.sub(decayed, tf.mul(update, lr)))
         })
-        return value.dataSync()[0]
+        return value
       })
+      const lossValue = (await lossTensor.data())[0]
+      lossTensor.dispose()
       if (carried) for (const t of carried) t.dispose()
       carried = nextState
       if (!Number.isFinite(lossValue)) {
@@ -422,7 +425,7 @@ export async function train(opts: {
   bar?.done()
   const tokensPerSec = ((c.totalStep - startStep) * tokensPerStep) / ((performance.now() - t0 - evalMs) / 1000)
   const weights: Record<string, Float32Array> = {}
-  names.forEach((n, i) => (weights[n] = varList[i].dataSync() as Float32Array))
+  for (const [i, n] of names.entries()) weights[n] = (await varList[i].data()) as Float32Array
   for (const x of [...varList, ...m, ...v, ...(carried ?? [])]) x.dispose()
   return { model, weights, finalLoss, tokensPerSec, steps: c.totalStep, startStep, best }
 }
@@ -456,13 +459,16 @@ function evalStepModel(model: LanguageModel, params: Record<string, tf.Tensor>, 
     manifest: { vocabSize, maxSeqLen } as Manifest,
     initState: () => [],
     async forward(ids, state) {
-      return tf.tidy(() => {
+      const { logits, next } = tf.tidy(() => {
         const initial = state.length > 0 ? state.map((s) => tf.tensor(s.data, s.dims)) : undefined
         const out = forwardTf(model, o, ids, initial)
         const logits = (Array.isArray(out.logits) ? tf.stack(out.logits, 1) : out.logits) as tf.Tensor
-        const next = maxSeqLen === null ? out.state.map((t) => ({ data: t.dataSync() as Float32Array, dims: t.shape })) : []
-        return { logits: logits.dataSync() as Float32Array, state: next }
+        return { logits, next: maxSeqLen === null ? out.state : [] }
       })
+      const read = async (t: tf.Tensor) => ({ data: (await t.data()) as Float32Array, dims: t.shape })
+      const result = { logits: (await read(logits)).data, state: await Promise.all(next.map(read)) }
+      tf.dispose([logits, ...next])
+      return result
     },
   }
 }
@@ -471,15 +477,15 @@ async function saveCheckpoint(
   dir: string, step: number, names: string[], params: tf.Variable[], m: tf.Variable[], v: tf.Variable[],
   s: { position: Position; recentLoss: number[]; best: BestCheckpoint | null; carried: tf.Tensor[] | null },
 ) {
-  const asNamed = (x: tf.Tensor): NamedTensor => ({ dtype: 'F32', shape: x.shape, data: x.dataSync() as Float32Array })
+  const asNamed = async (x: tf.Tensor): Promise<NamedTensor> => ({ dtype: 'F32', shape: x.shape, data: (await x.data()) as Float32Array })
   const weights: Record<string, NamedTensor> = {}
   const optim: Record<string, NamedTensor> = {}
-  names.forEach((n, i) => {
-    weights[n] = asNamed(params[i])
-    optim[`exp_avg.${n}`] = asNamed(m[i])
-    optim[`exp_avg_sq.${n}`] = asNamed(v[i])
-  })
-  s.carried?.forEach((t, i) => (optim[`tbptt_state.${i}`] = asNamed(t)))
+  for (const [i, n] of names.entries()) {
+    weights[n] = await asNamed(params[i])
+    optim[`exp_avg.${n}`] = await asNamed(m[i])
+    optim[`exp_avg_sq.${n}`] = await asNamed(v[i])
+  }
+  for (const [i, t] of (s.carried ?? []).entries()) optim[`tbptt_state.${i}`] = await asNamed(t)
   const meta: Record<string, string> = {
     step: String(step),
     epoch: String(s.position.epoch),

@@ -106,7 +106,8 @@ export function createApp(opts: AppOptions): App {
     if (!registry.ready) return res.status(503).json({ status: 'loading' })
     // Shutting down (startServer sets this): a load balancer takes the replica out of rotation.
     if ((app.locals.closing as (() => boolean) | undefined)?.()) return res.status(503).json({ status: 'shutting down' })
-    res.json({ status: 'ok', models: registry.list().map((m) => m.name) })
+    // One server runs all its models on one device (--device).
+    res.json({ status: 'ok', models: registry.list().map((m) => m.name), device: registry.list()[0]?.device ?? 'cpu' })
   })
 
   app.get('/metrics', (_req, res) => {
@@ -134,6 +135,7 @@ export function createApp(opts: AppOptions): App {
         architecture: m.manifest.architecture,
         vocab_size: m.manifest.vocabSize,
         max_seq_len: m.manifest.maxSeqLen,
+        device: m.device ?? 'cpu',
       })),
     })
   })

@@ -2,6 +2,7 @@
 import type { AddressInfo } from 'node:net'
 import { pino, type Logger } from 'pino'
 import { LmpError } from '../src/errors.ts'
+import { checkDevice, executionProvidersFor, type Device } from '../src/infer/device.ts'
 import { createApp, type AppOptions } from './app.ts'
 import { createHttpServer, type ConnectionLimits, type HttpServer } from './connections.ts'
 import { loadExperimentModel, ModelRegistry, resolveExperimentDir } from './models.ts'
@@ -18,7 +19,8 @@ export interface StartOptions {
   port?: number
   /** Folder that holds the experiments (default exp/ in the working directory). */
   expRoot?: string
-  device?: 'cpu' | 'cuda'
+  /** onnxruntime-node's execution provider (default cpu); one that cannot start fails the start. */
+  device?: Device
   /** Bearer token for /v1/*, /metrics and /models/*; an empty string is refused (it would turn auth off). */
   apiKey?: string
   limits?: Partial<ServerLimits>
@@ -59,6 +61,8 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
     names.add(t.name)
   }
 
+  // Before listening: a device that cannot start is one line and no server.
+  await checkDevice(opts.device ?? 'cpu')
   const registry = new ModelRegistry([], false)
   const app = createApp({ models: registry, apiKey: opts.apiKey, host, limits: opts.limits, answerBufferBytes: opts.answerBufferBytes, logger: log, cors: opts.cors } satisfies AppOptions)
   const server = await listen(createHttpServer(app, opts.connections), host, port)
@@ -72,8 +76,8 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
 
   try {
     for (const t of targets) {
-      // --device cuda never falls back to the CPU: a CUDA provider that cannot load fails the start.
-      const executionProviders = opts.device === 'cuda' ? ['cuda'] : undefined
+      // --device cuda|webgpu never falls back to the CPU: a provider that cannot load fails the start.
+      const executionProviders = opts.device && opts.device !== 'cpu' ? executionProvidersFor(opts.device) : undefined
       registry.add(await loadExperimentModel(t.dir, { name: t.name, executionProviders, numThreads: opts.numThreads }))
       log.info({ model: t.name, dir: t.dir }, 'model loaded')
     }

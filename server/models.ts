@@ -7,6 +7,7 @@ import { LmpError } from '../src/errors.ts'
 import type { Manifest, StepModel } from '../src/infer/types.ts'
 import type { Tokenizer } from '../src/tokenizer/index.ts'
 import { loadTokenizerFromJSON } from '../src/tokenizer/gpt2.ts'
+import { deviceOf, WEBGPU_NEEDS, type Device } from '../src/infer/device.ts'
 
 export interface ServedModel {
   name: string
@@ -17,6 +18,8 @@ export interface ServedModel {
   files?: { manifest: string; model: string; tokenizer: string; metrics?: string }
   /** Unix seconds when it was loaded (the `created` of /v1/models). */
   created?: number
+  /** Where it runs (--device); 'cpu' when not given. */
+  device?: Device
 }
 
 export interface LoadOptions {
@@ -105,7 +108,8 @@ export async function loadExperimentModel(dir: string, opts: LoadOptions = {}): 
   }
   const ort = await import('onnxruntime-node')
   const { loadOrtModel, SMALL_MODEL_BYTES } = await import('../src/infer/ort-model.ts')
-  const cuda = opts.executionProviders?.includes('cuda') ?? false
+  const device = deviceOf(opts.executionProviders)
+  const cuda = device === 'cuda'
   // onnxruntime prints its own multi-line error when a provider library is missing; we say it in one line.
   if (cuda) ort.env.logLevel = 'fatal'
   let model: StepModel
@@ -120,9 +124,10 @@ export async function loadExperimentModel(dir: string, opts: LoadOptions = {}): 
     if (cuda) {
       throw new LmpError(`--device cuda: onnxruntime-node's CUDA execution provider cannot load (${reason}); install onnxruntime-node with ONNXRUNTIME_NODE_INSTALL=cuda12 (see the README), or use --device cpu`)
     }
+    if (device === 'webgpu') throw new LmpError(`--device webgpu: cannot load ${files.model} on onnxruntime-node's WebGPU execution provider (${reason}); it needs ${WEBGPU_NEEDS}; or use --device cpu`)
     throw new LmpError(`cannot load ONNX model ${files.model}: ${reason}`)
   }
-  return { name, model, tokenizer, manifest, files, created: Math.floor(Date.now() / 1000) }
+  return { name, model, tokenizer, manifest, files, created: Math.floor(Date.now() / 1000), device }
 }
 
 /** The models a server holds. `ready` is false while they load (GET /health answers 503 then). */

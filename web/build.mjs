@@ -13,8 +13,9 @@ const webDir = path.dirname(fileURLToPath(import.meta.url))
 const dist = path.join(webDir, 'dist')
 const ortDist = path.dirname(createRequire(import.meta.url).resolve('onnxruntime-web'))
 const gpt2Ranks = path.join(path.dirname(createRequire(import.meta.url).resolve('gpt-tokenizer/package.json')), 'esm', 'bpeRanks', 'r50k_base.js')
-// onnxruntime-web's default entry runs WASM and WebGPU through these two files.
-const ortFiles = ['ort-wasm-simd-threaded.jsep.mjs', 'ort-wasm-simd-threaded.jsep.wasm']
+// onnxruntime-web's WebGPU build (onnxruntime-web/webgpu, imported by worker.ts) runs WASM and WebGPU
+// through these two files.
+const ortFiles = ['ort-wasm-simd-threaded.asyncify.mjs', 'ort-wasm-simd-threaded.asyncify.wasm']
 
 /** A hard link when it can (the .wasm is 28 MB), else a copy. */
 async function place(from, to) {

@@ -97,7 +97,8 @@ function onWorkerMessage(msg: FromWorker) {
     case 'ready': {
       modelReady = true
       ui.progress.hidden = true
-      const backend = msg.backend === 'wasm' ? `WASM, ${msg.threads} thread${msg.threads === 1 ? '' : 's'}` : 'WebGPU'
+      const gpu = msg.adapter ? ` (${msg.adapter.name}${msg.adapter.fallback ? ', software' : ''})` : ''
+      const backend = msg.backend === 'wasm' ? `WASM, ${msg.threads} thread${msg.threads === 1 ? '' : 's'}` : `WebGPU${gpu}`
       modelLabel = `${msg.name} (${msg.architecture}, ${msg.vocabSize} tokens) · ${backend}${msg.cached ? ' · from cache' : ''}`
       score.modelChanged(msg.vocabSize)
       inside.modelChanged(msg.attentionLayers)

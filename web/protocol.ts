@@ -38,6 +38,8 @@ export type FromWorker =
       vocabSize: number
       /** The execution provider in use ('wasm' or 'webgpu') and WASM threads. */
       backend: Provider
+      /** On WebGPU: the adapter's name, and whether it is a fallback (software) adapter. */
+      adapter?: { name: string; fallback: boolean }
       threads: number
       cached: boolean
       /** Attention layers the graph outputs (`attentions.{i}`); 0 when it has none. */

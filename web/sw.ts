@@ -7,7 +7,7 @@ declare const BUILD_ID: string
 
 const sw = self as unknown as ServiceWorkerGlobalScope
 const CACHE = `lmp-page-${BUILD_ID}`
-const RUNTIME = ['ort/ort-wasm-simd-threaded.jsep.mjs', 'ort/ort-wasm-simd-threaded.jsep.wasm']
+const RUNTIME = ['ort/ort-wasm-simd-threaded.asyncify.mjs', 'ort/ort-wasm-simd-threaded.asyncify.wasm']
 // gpt2-ranks.js (GPT-2's vocabulary, 0.5 MB beside the 28 MB runtime) is kept too, so that a gpt2 model
 // opens offline; the worker imports it only for such a model.
 const PAGE = ['', 'index.html', 'main.js', 'worker.js', 'gpt2-ranks.js', 'style.css', 'models/index.json']

@@ -1,10 +1,13 @@
-// The inference worker: onnxruntime-web (WASM, or WebGPU when the browser has it) runs here so the page
+// The inference worker: onnxruntime-web (WASM, or WebGPU on a real GPU) runs here so the page
 // never freezes. It fetches the exported model folder (manifest.json, model.onnx, tokenizer.json) with
 // a progress report, keeps the files in the Cache API for offline use (or takes the files the user
 // opened from disk), and runs the page's jobs one at a time: generate (streamed), score, embedding
 // neighbours, attention weights. Generation, scoring and the tokenizer are the same src/ code the server
 // and the CLI run.
-import * as ort from 'onnxruntime-web'
+// The WebGPU build: the default bundle's WebGPU path (JSEP) returns LSTM cell state equal to the hidden
+// state, so every LSTM generated wrong text from its second call (issue 11); this build runs WebGPU and
+// WASM through one runtime (ort-wasm-simd-threaded.asyncify.{mjs,wasm}).
+import * as ort from 'onnxruntime-web/webgpu'
 import { generate, type GenerateOptions } from '../src/infer/generate.ts'
 import { loadOrtModel, SMALL_MODEL_BYTES, type OrtLike } from '../src/infer/ort-model.ts'
 import { scoreText } from '../src/infer/perplexity.ts'
@@ -44,7 +47,8 @@ const capturingOrt: OrtLike = {
   Tensor: ort.Tensor as unknown as OrtLike['Tensor'],
   InferenceSession: {
     async create(bytes, options) {
-      const session = await ort.InferenceSession.create(bytes, options)
+      // Errors only (3): on WebGPU every session warns that shape ops run on the CPU, which is by design.
+      const session = await ort.InferenceSession.create(bytes, { ...options, logSeverityLevel: 3 })
       return {
         async run(feeds) {
           const out = await session.run(feeds as Record<string, ort.Tensor>)
@@ -148,13 +152,30 @@ async function fetchVersioned(cache: Cache | undefined, url: string, version: st
 
 const versioned = (url: string, version: string) => `${url}${url.includes('?') ? '&' : '?'}v=${version}`
 
+// adapter.info (Chrome 114+) holds isFallbackAdapter since Chrome 136; older browsers had it on the adapter.
+interface GpuAdapterInfo { vendor?: string; architecture?: string; description?: string; isFallbackAdapter?: boolean }
+type Adapter = { info?: GpuAdapterInfo; isFallbackAdapter?: boolean }
+
+/** The browser's default WebGPU adapter: its name and whether it is a fallback (software) adapter;
+ * undefined when there is none. */
+async function gpuAdapter(): Promise<{ name: string; fallback: boolean } | undefined> {
+  try {
+    const adapter = (await navigator.gpu?.requestAdapter()) as Adapter | null | undefined
+    if (!adapter) return undefined
+    const info = adapter.info ?? {}
+    const name = [info.vendor, info.architecture, info.description].filter(Boolean).join(' ') || 'unknown adapter'
+    return { name, fallback: Boolean(info.isFallbackAdapter ?? adapter.isFallbackAdapter) }
+  } catch {
+    return undefined
+  }
+}
+
+/** The provider asked for (?ep=), else WebGPU on a real GPU and WASM otherwise: a fallback adapter is a
+ * software rasterizer on the CPU (SwiftShader, say), far slower than WASM. */
 async function pickProvider(wanted: Provider | undefined): Promise<Provider> {
   if (wanted) return wanted
-  const gpu = (navigator as Navigator & { gpu?: { requestAdapter(): Promise<unknown> } }).gpu
-  try {
-    if (gpu && (await gpu.requestAdapter())) return 'webgpu'
-  } catch { /* no adapter */ }
-  return 'wasm'
+  const adapter = await gpuAdapter()
+  return adapter && !adapter.fallback ? 'webgpu' : 'wasm'
 }
 
 let threadsSet = false
@@ -198,6 +219,7 @@ async function start(manifest: Manifest, bytes: Uint8Array, tokenizerBytes: Uint
     architecture: manifest.architecture,
     vocabSize: manifest.vocabSize,
     backend: provider,
+    adapter: provider === 'webgpu' ? await gpuAdapter() : undefined,
     threads: provider === 'wasm' ? threads : 0,
     cached: opts.cached,
     attentionLayers: attentionOutputs(manifest).length,

@@ -7,6 +7,7 @@ import { checkpointPath, existingExpDir, readJson, resolveCheckpoint } from '../
 import { loadTokenizer } from '../tokenizer/io.ts'
 import type { Tokenizer } from '../tokenizer/index.ts'
 import type { StepModel } from '../infer/types.ts'
+import { checkDevice, executionProvidersFor, type Device } from '../infer/device.ts'
 
 export interface Experiment {
   name: string
@@ -43,28 +44,34 @@ export async function loadCheckpoint(exp: Experiment, ckpt: number) {
   return { model, weights, step }
 }
 
-/** An onnxruntime-node StepModel for checkpoint `ckpt`, exported in memory. */
-export async function stepModelFor(exp: Experiment, ckpt: number): Promise<{ model: StepModel; step: number }> {
+/** An onnxruntime-node StepModel for checkpoint `ckpt`, exported in memory, on `device` (--device). */
+export async function stepModelFor(exp: Experiment, ckpt: number, device: Device = 'cpu'): Promise<{ model: StepModel; step: number }> {
   const { model, weights, step } = await loadCheckpoint(exp, ckpt)
   const { serialize } = await import('../../onnx/export.ts')
   const { loadOrtModel } = await import('../infer/ort-model.ts')
   const ort = await import('onnxruntime-node')
   const { bytes, manifest } = serialize(model, weights)
-  return { model: await loadOrtModel(ort as any, bytes, manifest), step }
+  await checkDevice(device)
+  try {
+    return { model: await loadOrtModel(ort as any, bytes, manifest, { executionProviders: executionProvidersFor(device) }), step }
+  } catch (err) {
+    throw new LmpError(`--device ${device}: cannot load checkpoint ${step} on onnxruntime-node's ${device} execution provider (${String((err as Error).message).split('\n')[0]})`)
+  }
 }
 
 /**
  * The model to score or generate with: the exported graph when it was exported from that checkpoint
  * (what a server would run), else the checkpoint exported in memory.
  */
-export async function servingModel(exp: Experiment, ckpt: number): Promise<{ model: StepModel; step: number; source: string }> {
+export async function servingModel(exp: Experiment, ckpt: number, device: Device = 'cpu'): Promise<{ model: StepModel; step: number; source: string }> {
   const step = resolveCheckpoint(exp.dir, ckpt)
   const manifestPath = join(exp.dir, 'onnx', 'manifest.json')
   if (existsSync(manifestPath) && readJson(manifestPath, 'ONNX manifest')?.config?.checkpoint === step) {
     const { loadExperimentModel } = await import('../../server/models.ts')
-    const served = await loadExperimentModel(exp.dir, { name: exp.name })
+    await checkDevice(device)
+    const served = await loadExperimentModel(exp.dir, { name: exp.name, executionProviders: executionProvidersFor(device) })
     return { model: served.model, step, source: join(exp.dir, 'onnx', 'model.onnx') }
   }
-  const built = await stepModelFor(exp, step)
+  const built = await stepModelFor(exp, step, device)
   return { ...built, source: `${checkpointPath(exp.dir, step)} (exported in memory)` }
 }

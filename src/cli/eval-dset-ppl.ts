@@ -1,5 +1,6 @@
 // `lmp eval-dset-ppl <dset>`: perplexity of a dataset split, per checkpoint, with onnxruntime-node.
 import type { Command } from './index.ts'
+import { DEVICES, type Device } from '../infer/device.ts'
 import { DATASETS, loadDataset } from '../data/index.ts'
 import { listCheckpoints, selectCheckpoints } from '../exp.ts'
 import { LmpError } from '../errors.ts'
@@ -19,6 +20,7 @@ export const command: Command = {
       'last-ckpt': { type: 'int', default: -1, min: -1, help: 'last checkpoint step (-1: the latest)' },
       'batch-size': { type: 'int', default: 32, min: 1, help: 'texts per model call' },
       json: { type: 'boolean', default: false, help: 'print one JSON object (every checkpoint and the best) instead of text' },
+      device: { type: 'string', default: 'cpu', choices: DEVICES, help: 'onnxruntime-node execution provider (webgpu: any Vulkan/Metal/D3D12 GPU; cuda: see the README)' },
     },
   },
   async run({ positionals, options: o }) {
@@ -26,7 +28,7 @@ export const command: Command = {
     const samples = await loadDataset(positionals[0], o.ver, { dataPath: o.dataPath })
     const steps = selectCheckpoints(listCheckpoints(exp.dir), o.firstCkpt, o.lastCkpt)
     if (steps.length === 0) throw new LmpError(`no checkpoint of ${exp.name} in range [${o.firstCkpt}, ${o.lastCkpt}]`)
-    const results = await evalDatasetPpl(exp, samples, steps, o.batchSize)
+    const results = await evalDatasetPpl(exp, samples, steps, o.batchSize, o.device as Device)
     const best = results.reduce((a, b) => (b.ppl < a.ppl ? b : a))
     if (o.json) {
       const row = (r: (typeof results)[number]) => ({ checkpoint: r.step, perplexity: r.ppl, nats_per_token: r.natsPerToken, tokens: r.tokens })
@@ -45,11 +47,11 @@ export const command: Command = {
   },
 }
 
-export async function evalDatasetPpl(exp: Parameters<typeof stepModelFor>[0], samples: string[], steps: number[], batchSize = 32) {
+export async function evalDatasetPpl(exp: Parameters<typeof stepModelFor>[0], samples: string[], steps: number[], batchSize = 32, device: Device = 'cpu') {
   const { scoreTexts } = await import('../infer/perplexity.ts')
   const results: { step: number; ppl: number; natsPerToken: number; tokens: number }[] = []
   for (const step of steps) {
-    const { model } = await stepModelFor(exp, step)
+    const { model } = await stepModelFor(exp, step, device)
     const bar = new ProgressBar(`ckpt ${step}`, samples.length)
     const score = await scoreTexts(model, exp.tokenizer, samples, { batchSize, onProgress: (n) => bar.update(n) })
     bar.done()

@@ -1,5 +1,6 @@
 // `lmp eval-txt-ppl`: perplexity of one text (onnxruntime-node).
 import type { Command } from './index.ts'
+import { DEVICES, type Device } from '../infer/device.ts'
 import { LmpError } from '../errors.ts'
 import { openExperiment, servingModel } from './common.ts'
 import { readTxtOption } from './io.ts'
@@ -16,13 +17,14 @@ export const command: Command = {
       txt: { type: 'string', default: 'hello world', help: "the text to score ('-': read it from standard input)" },
       'per-token': { type: 'boolean', default: false, help: 'also print each token with its log-probability' },
       json: { type: 'boolean', default: false, help: 'print one JSON object (the shape of POST /v1/perplexity) instead of text' },
+      device: { type: 'string', default: 'cpu', choices: DEVICES, help: 'onnxruntime-node execution provider (webgpu: any Vulkan/Metal/D3D12 GPU; cuda: see the README)' },
     },
   },
   async run({ options: o }) {
     const txt = readTxtOption(o.txt)
     if (!txt) throw new LmpError(o.txt === '-' ? '--txt -: standard input is empty' : '--txt must not be empty')
     const exp = openExperiment(o.expName)
-    const { model, step } = await servingModel(exp, o.ckpt)
+    const { model, step } = await servingModel(exp, o.ckpt, o.device as Device)
     const { scoreText } = await import('../infer/perplexity.ts')
     const s = await scoreText(model, exp.tokenizer, txt, { perToken: o.perToken })
     await model.release?.()

@@ -1,6 +1,7 @@
 // `lmp gen-txt <top-1|top-K|top-P>`: continue a prompt (onnxruntime-node). lmp's methods, plus
 // temperature, repetition penalty, stop strings and a seed.
 import type { Command } from './index.ts'
+import { DEVICES, type Device } from '../infer/device.ts'
 import { LmpError } from '../errors.ts'
 import { openExperiment, servingModel } from './common.ts'
 import { readTxtOption } from './io.ts'
@@ -23,6 +24,7 @@ export const command: Command = {
       stop: { type: 'string[]', help: 'stop string (repeatable)' },
       seed: { type: 'int', default: 42, help: 'random seed' },
       json: { type: 'boolean', default: false, help: 'print one JSON object at the end (model, checkpoint, text, finish_reason, usage) instead of streaming the text' },
+      device: { type: 'string', default: 'cpu', choices: DEVICES, help: 'onnxruntime-node execution provider (webgpu: any Vulkan/Metal/D3D12 GPU; cuda: see the README)' },
     },
   },
   async run({ positionals, options: o }) {
@@ -30,7 +32,7 @@ export const command: Command = {
     const exp = openExperiment(o.expName)
     const { methodSampling } = await import('../infer/sampling.ts')
     const { generate } = await import('../infer/generate.ts')
-    const { model, step } = await servingModel(exp, o.ckpt)
+    const { model, step } = await servingModel(exp, o.ckpt, o.device as Device)
     let maxNewTokens = o.maxNewTokens
     if (o.maxSeqLen !== undefined) {
       // lmp generates max_seq_len − (prompt tokens with BOS) + 1 tokens, nothing when the prompt is that long.

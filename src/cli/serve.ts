@@ -2,6 +2,7 @@
 import type { Command } from './index.ts'
 import { UsageError } from './args.ts'
 import { expRoot } from '../exp.ts'
+import { DEVICES, type Device } from '../infer/device.ts'
 
 export const command: Command = {
   spec: {
@@ -12,7 +13,7 @@ export const command: Command = {
       'exp-root': { type: 'string', help: 'folder holding the experiments (default: $LMP_EXP_DIR, else ./exp)' },
       host: { type: 'string', default: '127.0.0.1', help: 'address to bind (0.0.0.0 exposes it to the network: give --api-key)' },
       port: { type: 'int', default: 8080, min: 0, max: 65535, help: 'port (0 picks a free one)' },
-      device: { type: 'string', default: 'cpu', choices: ['cpu', 'cuda'], help: 'onnxruntime-node execution provider' },
+      device: { type: 'string', default: 'cpu', choices: DEVICES, help: 'onnxruntime-node execution provider (webgpu: any Vulkan/Metal/D3D12 GPU; cuda: see the README)' },
       'api-key': { type: 'string', help: 'require Authorization: Bearer KEY on /v1/*, /metrics and /models/* (default: $LMP_API_KEY; empty is refused)' },
       threads: { type: 'int', min: 0, max: 256, help: 'onnxruntime intra-op threads (default: 1 for a model under 16 MB, else onnxruntime picks)' },
       cors: { type: 'string[]', help: "let browser apps on this origin call /v1/* (CORS), e.g. https://app.example; '*' for any (repeatable; off by default)" },
@@ -36,7 +37,7 @@ export const command: Command = {
       expRoot: o.expRoot ?? expRoot(),
       host: o.host,
       port: o.port,
-      device: o.device,
+      device: o.device as Device,
       apiKey,
       numThreads: o.threads || undefined,
       limits: { streamFlushMs: o.streamFlushMs },

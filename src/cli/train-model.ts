@@ -45,7 +45,7 @@ export const TRAIN_OPTIONS: Record<string, OptionSpec> = {
   seed: { type: 'int', default: 42, help: 'random seed (init, data order, dropout)' },
   resume: { type: 'boolean', default: false, help: "continue exp/NAME from its last checkpoint, with the options of its config.json (the same losses as a run never stopped)" },
   overwrite: { type: 'boolean', default: false, help: 'delete the run already in exp/NAME (checkpoints, metrics, config, best.json, onnx/) and start over; without it an existing experiment is refused' },
-  backend: { type: 'string', default: 'auto', choices: ['auto', 'tensorflow', 'wasm', 'cpu'], help: 'TF.js backend' },
+  backend: { type: 'string', default: 'auto', choices: ['auto', 'tensorflow', 'webgpu', 'wasm', 'cpu'], help: 'TF.js backend (auto: tensorflow, then webgpu on a real GPU, then wasm, then cpu)' },
   export: { type: 'boolean', default: true, help: 'export the final model to exp/NAME/onnx (--no-export to skip)' },
 }
 
@@ -103,7 +103,7 @@ export async function trainModel(modelName: string, o: Record<string, any>) {
   validateTrainConfig(trainConfig)
   if (o.tbptt && model.kind !== 'recurrent') throw new LmpError(`--tbptt is for recurrent models, not ${modelName}`)
 
-  const { initBackend } = await import('../../models/backend.ts')
+  const { initBackend, describeBackend } = await import('../../models/backend.ts')
   const backend = await initBackend(o.backend)
   const config = {
     model: modelConfig,
@@ -124,7 +124,7 @@ export async function trainModel(modelName: string, o: Record<string, any>) {
       throw writeError(join(dir, 'tokenizer.json'), e)
     }
     await writeFileAtomic(join(dir, 'config.json'), JSON.stringify(config, null, 2) + '\n')
-    console.error(`training ${modelName} on ${o.dsetName} (${samples.length} samples, vocabulary ${tokenizer.vocabSize}) with TF.js backend '${backend}' → ${dir}`)
+    console.error(`training ${modelName} on ${o.dsetName} (${samples.length} samples, vocabulary ${tokenizer.vocabSize}) with TF.js backend '${describeBackend(backend)}' → ${dir}`)
     return runTraining({ dir, name: o.expName, modelConfig, trainConfig, tokenizer, samples, validSamples, backend, exportModel: o.export, resume: false })
   })
 }
@@ -155,9 +155,9 @@ async function resumeLocked(dir: string, config: any, o: Record<string, any>) {
   if (steps.length === 0) throw new LmpError(`nothing to resume in ${dir}: no checkpoint with its optimizer state`)
   const last = steps[steps.length - 1]
   if (last >= config.train.totalStep) throw new LmpError(`${dir} is already trained to step ${last} (total_step ${config.train.totalStep}); nothing to resume`)
-  const { initBackend } = await import('../../models/backend.ts')
+  const { initBackend, describeBackend } = await import('../../models/backend.ts')
   const backend = await initBackend(o.backend)
-  console.error(`resuming ${config.model.model} from step ${last} of ${config.train.totalStep} with TF.js backend '${backend}' → ${dir}`)
+  console.error(`resuming ${config.model.model} from step ${last} of ${config.train.totalStep} with TF.js backend '${describeBackend(backend)}' → ${dir}`)
   return runTraining({ dir, name: o.expName, modelConfig: config.model, trainConfig: config.train, tokenizer, samples, validSamples, backend, exportModel: o.export, resume: true })
 }
 

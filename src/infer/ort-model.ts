@@ -43,6 +43,8 @@ export async function loadOrtModel(ort: OrtLike, modelBytes: Uint8Array, manifes
     executionProviders: opts.executionProviders ?? ['cpu'],
     graphOptimizationLevel: 'all',
     ...(opts.numThreads ? { intraOpNumThreads: opts.numThreads } : {}),
+    // On WebGPU every session warns that shape ops run on the CPU, which is by design: errors only.
+    ...(opts.executionProviders?.includes('webgpu') ? { logSeverityLevel: 3 } : {}),
   })
   try {
     checkManifestAgainstGraph(manifest, { inputs: session.inputMetadata, outputs: session.outputMetadata })

@@ -35,7 +35,7 @@ t.test('health, models and metrics', async (t) => {
   const { base } = await serve(t)
   const health = await fetch(base + '/health')
   t.equal(health.status, 200)
-  t.same(await health.json(), { status: 'ok', models: ['fake', 'slow'] })
+  t.same(await health.json(), { status: 'ok', models: ['fake', 'slow'], device: 'cpu' })
   t.equal(health.headers.get('cross-origin-opener-policy'), 'same-origin')
   t.equal(health.headers.get('cross-origin-embedder-policy'), 'require-corp')
 
@@ -43,6 +43,7 @@ t.test('health, models and metrics', async (t) => {
   t.equal(models.object, 'list')
   t.same(models.data.map((m: any) => m.id), ['fake', 'slow'])
   t.equal(models.data[0].object, 'model')
+  t.equal(models.data[0].device, 'cpu')
 
   const metrics = await (await fetch(base + '/metrics')).text()
   t.match(metrics, /lmp_requests_total\{route="\/health",status="200"\} 1/)

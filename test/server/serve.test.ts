@@ -50,7 +50,7 @@ t.test('startServer serves a real model on port 0', async (t) => {
   t.equal((await fetch(server.url + 'models/tiny/..%2F..%2Ftokenizer.json')).status, 404)
   t.same(await (await fetch(server.url + 'models/index.json')).json(), { models: [{ name: 'tiny', architecture: 'LSTM-2000', path: 'models/tiny/' }] })
 
-  const wasm = await fetch(server.url + 'ort/ort-wasm-simd-threaded.jsep.wasm')
+  const wasm = await fetch(server.url + 'ort/ort-wasm-simd-threaded.asyncify.wasm')
   t.equal(wasm.status, 200, 'onnxruntime-web runtime served by the project')
   t.equal(wasm.headers.get('content-type'), 'application/wasm')
   await wasm.arrayBuffer()

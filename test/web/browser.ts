@@ -25,15 +25,17 @@ export function preparePage() {
   mkdirSync(shots, { recursive: true })
 }
 
-export const launch = (): Promise<Browser> =>
-  chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu'] })
+/** Chromium without a GPU, or (`webgpu`) with WebGPU on whatever adapter it finds: headless Chromium
+ * offers its own SwiftShader (a fallback adapter) with --enable-unsafe-webgpu alone. */
+export const launch = (opts: { webgpu?: boolean } = {}): Promise<Browser> =>
+  chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', ...(opts.webgpu ? ['--enable-unsafe-webgpu'] : ['--disable-gpu'])] })
 
 /**
  * The set-up every browser test file shares. Without Chromium the file's tests are skipped (and fail on
  * CI, where Chromium must be installed); otherwise the page is built and `tests` runs with a temp dir
  * and a browser that is closed at the end.
  */
-export async function browserTests(t: Test, tests: (env: { root: string; browser: Browser }) => Promise<void>) {
+export async function browserTests(t: Test, tests: (env: { root: string; browser: Browser }) => Promise<void>, opts: { webgpu?: boolean } = {}) {
   const missing = missingBrowser()
   if (missing) {
     if (process.env.CI === 'true') t.fail(missing)
@@ -42,7 +44,7 @@ export async function browserTests(t: Test, tests: (env: { root: string; browser
   }
   preparePage()
   const root = t.testdir({})
-  const browser = await launch()
+  const browser = await launch(opts)
   t.teardown(() => browser.close())
   await tests({ root, browser })
 }
