@@ -63,7 +63,7 @@ if (await webgpuOrSkip(t)) {
     t.same(health, { status: 'ok', models: ['dev'], device: 'webgpu' })
     const models = await (await fetch(server.url + 'v1/models')).json()
     t.equal(models.data[0].device, 'webgpu')
-    const res = await fetch(server.url + 'v1/completions', { method: 'POST', body: JSON.stringify({ model: 'dev', prompt: 'If you add 1', max_tokens: 12, temperature: 0 }) })
+    const res = await fetch(server.url + 'v1/completions', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'dev', prompt: 'If you add 1', max_tokens: 12, temperature: 0 }) })
     const text = (await res.json()).choices[0].text
     t.equal(text + '\n', lmp(['gen-txt', 'top-1', '--exp-name', 'dev', '--txt', 'If you add 1', '--max-new-tokens', '12'], env).stdout, 'the CPU\'s greedy text')
   })
