@@ -137,6 +137,10 @@ export class TransformerLM {
     const pre = `h.${l}.attn`
     const w = o.param(`${pre}.c_attn.weight`)
     const b = o.param(`${pre}.c_attn.bias`)
+    const proj = (t: T) => this.dense(o, t, o.param(`${pre}.c_proj.weight`), o.param(`${pre}.c_proj.bias`))
+    // Training and full-sequence scoring: one fused op where the ops offer it (the code below is its reference).
+    const fused = past || attentionMask ? null : o.causalSelfAttention?.(x, w, b, c.nHead, c.p)
+    if (fused) return { y: proj(fused.y), probs: fused.probs, present: null }
     // Slicing the small weight (not the big activation) into q | k | v: wasm's Slice copies its whole input.
     const project = (i: number) => o.add(o.matMul(x, o.sliceLast(w, i * d, d)), o.sliceLast(b, i * d, d))
     const split = (t: T) => o.reshape(t, [0, 0, c.nHead, this.headDim]) // [B, S, H, Dh]
@@ -157,14 +161,18 @@ export class TransformerLM {
     const probs = o.softmax(o.causalMask(o.matMul(q, keysT), attentionMask))
     const heads = o.matMul(o.dropout(probs, c.p), values) // [B, H, S, Dh]
     const merged = o.reshape(o.transpose(heads, [0, 2, 1, 3]), [0, 0, d])
-    const y = o.add(o.matMul(merged, o.param(`${pre}.c_proj.weight`)), o.param(`${pre}.c_proj.bias`))
-    return { y, probs, present }
+    return { y: proj(merged), probs, present }
   }
 
   mlp<T>(o: Ops<T>, l: number, x: T): T {
     const pre = `h.${l}.mlp`
-    const hidden = o.add(o.matMul(x, o.param(`${pre}.c_fc.weight`)), o.param(`${pre}.c_fc.bias`))
+    const hidden = this.dense(o, x, o.param(`${pre}.c_fc.weight`), o.param(`${pre}.c_fc.bias`))
     const act = this.config.activation === 'gelu' ? o.gelu(hidden) : o.relu(hidden)
-    return o.add(o.matMul(act, o.param(`${pre}.c_proj.weight`)), o.param(`${pre}.c_proj.bias`))
+    return this.dense(o, act, o.param(`${pre}.c_proj.weight`), o.param(`${pre}.c_proj.bias`))
+  }
+
+  /** x · w + b (GPT-2's Conv1D), one op where the ops offer it. */
+  private dense<T>(o: Ops<T>, x: T, w: T, b: T): T {
+    return o.linear?.(x, w, b) ?? o.add(o.matMul(x, w), b)
   }
 }
