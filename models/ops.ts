@@ -51,10 +51,4 @@ export interface Ops<T> {
   fusedLstmCell?(x: T, h: T, c: T, forget: boolean, dBlk: number): [T, T] | null
   /** Optional fast path: x [..., k] · w [k, n] + b [n] as one op (models/transformer-kernels.ts); null where it cannot run. */
   linear?(x: T, w: T, b: T): T | null
-  /**
-   * Optional fast path: causal self-attention without a cache, mask or dropout on the probabilities, from
-   * x [B, S, d] and the packed q | k | v projection w [d, 3d], b [3d]: heads merged [B, S, d] and the
-   * probabilities [B, H, S, S]; null where it cannot run (TransformerLM.attention's ops then run).
-   */
-  causalSelfAttention?(x: T, w: T, b: T, nHead: number, p: number): { y: T; probs: T } | null
 }

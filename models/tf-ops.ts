@@ -3,7 +3,7 @@ import * as tf from '@tensorflow/tfjs-core'
 import type { Ops } from './ops.ts'
 import './backend.ts' // registers the gradients and backends
 import { fusedLstmCell, fusedLstmCellAvailable } from './lstm-cell.ts'
-import { fusedCausalAttention, fusedLayerNorm, fusedLinear, fusedTransformerKernelsAvailable } from './transformer-kernels.ts'
+import { fusedLayerNorm, fusedLinear, fusedTransformerKernelsAvailable } from './transformer-kernels.ts'
 
 // The wasm BatchMatMul kernel runs XNNPACK only when the batch is 1; a batched product (attention's
 // [B, H, S, dh] × [B, H, dh, T]) takes a naive loop at ~2 GFLOP/s, against 20–30 for XNNPACK. So batched
@@ -63,6 +63,32 @@ if (wasmMatMul && !tf.getKernel(BATCHED, 'wasm')) {
       }
     },
   })
+}
+
+// wasm's Identity and Cast copy their input, even to the same dtype; the engine clones (Identity) every
+// tensor it saves for a gradient, and Mul's gradient casts float32 to float32: ~150 full copies per
+// Transformer training step (~6% of it). Tensors are immutable (a Variable's assign swaps its data), so
+// these share the data with one more reference instead, as the cpu backend's Identity does.
+let sharing = true
+
+/** Turns data sharing of wasm's Identity and Cast off (each copies again): for the before/after bench. */
+export function useSharedIdentity(on: boolean) {
+  sharing = on
+}
+
+const sharingKernels = { Identity: tf.getKernel('Identity', 'wasm'), Cast: tf.getKernel('Cast', 'wasm') }
+if (sharingKernels.Identity && sharingKernels.Cast && !(sharingKernels.Identity as any).lmpShared) {
+  for (const [name, original] of Object.entries(sharingKernels)) {
+    const kernelFunc: tf.KernelFunc = (args) => {
+      const x = args.inputs.x as tf.TensorInfo
+      const dtype = (args.attrs as { dtype?: string } | undefined)?.dtype ?? x.dtype
+      if (!sharing || x.dtype === 'string' || dtype !== x.dtype) return original!.kernelFunc(args)
+      ;(args.backend as tf.KernelBackend).incRef(x.dataId)
+      return { dataId: x.dataId, shape: x.shape, dtype: x.dtype }
+    }
+    tf.unregisterKernel(name, 'wasm')
+    tf.registerKernel({ kernelName: name, backendName: 'wasm', kernelFunc, ...{ lmpShared: true } } as tf.KernelConfig)
+  }
 }
 
 // wasm's Unpack/Slice copy the whole input out of wasm memory for every piece (unstacking [64, 32, 1024]
@@ -292,11 +318,6 @@ export class TfOps implements Ops<tf.Tensor> {
   }
   linear(x: tf.Tensor, w: tf.Tensor, b: tf.Tensor) {
     return w.rank === 2 && b.rank === 1 && x.rank >= 2 && fusedTransformerKernelsAvailable('linear') ? fusedLinear(x, w, b) : null
-  }
-  causalSelfAttention(x: tf.Tensor, w: tf.Tensor, b: tf.Tensor, nHead: number, p: number) {
-    if (x.rank !== 3 || (this.training && p > 0) || !fusedTransformerKernelsAvailable('attention')) return null
-    const qkv = this.linear(x, w, b) ?? tf.add(this.matMul(x, w), b)
-    return fusedCausalAttention(qkv, nHead)
   }
   add(a: tf.Tensor, b: tf.Tensor) { return tf.add(a, b) }
   sub(a: tf.Tensor, b: tf.Tensor) { return tf.sub(a, b) }

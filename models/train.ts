@@ -26,7 +26,6 @@ import { writeFileAtomic } from '../src/io/atomic.ts'
 import { readSafetensors, writeSafetensors, type NamedTensor } from './safetensors.ts'
 import { createModel, forwardTf, initWeights, lossTf, type LanguageModel, type ModelConfig } from './lm.ts'
 import { TfOps } from './tf-ops.ts'
-import { adamwStep } from './adamw.ts'
 
 export const LR_SCHEDULES = ['linear', 'cosine'] as const
 export type LrSchedule = (typeof LR_SCHEDULES)[number]
@@ -354,8 +353,22 @@ export async function train(opts: {
           if (c.tbptt) nextState = out.state.map((s) => tf.keep(s))
           return lossTf(out.logits, batch.targets, opts.modelConfig.labelSmoothing).loss
         }, varList)
-        // Clip by global L2 norm, then AdamW (models/adamw.ts).
-        adamwStep(varList, names.map((n) => grads[n]), m, v, { lr, beta1: c.beta1, beta2: c.beta2, eps: c.eps, weightDecay: c.weightDecay, maxNorm: c.maxNorm, step: step + 1, decays })
+        const g = names.map((n) => grads[n])
+        // Clip by global L2 norm.
+        const norm = tf.sqrt(tf.addN(g.map((x) => tf.sum(tf.square(x)))))
+        const scale = c.maxNorm > 0 ? tf.minimum(1, tf.div(c.maxNorm, tf.add(norm, 1e-6))) : tf.scalar(1)
+        const t = step + 1
+        const bc1 = 1 - c.beta1 ** t
+        const bc2 = 1 - c.beta2 ** t
+        names.forEach((_, i) => {
+          const gi = tf.mul(g[i], scale)
+          m[i].assign(tf.add(tf.mul(m[i], c.beta1), tf.mul(gi, 1 - c.beta1)))
+          v[i].assign(tf.add(tf.mul(v[i], c.beta2), tf.mul(tf.square(gi), 1 - c.beta2)))
+          const update = tf.div(tf.div(m[i], bc1), tf.add(tf.sqrt(tf.div(v[i], bc2)), c.eps))
+          const p = varList[i]
+          const decayed = decays[i] && c.weightDecay > 0 ? tf.mul(p, 1 - lr * c.weightDecay) : p
+          p.assign(tf.sub(decayed, tf.mul(update, lr)))
+        })
         return value.dataSync()[0]
       })
       if (carried) for (const t of carried) t.dispose()

@@ -1,12 +1,12 @@
-// The Transformer's elementwise and row-wise pieces as single wasm kernels, for training on wasm:
-// LayerNorm, GELU and the softmax cross-entropy, each one kernel forward and one backward. Written with the
-// elementary ops, a LayerNorm is ~10 kernels forward and ~30 backward, GELU ~8 and ~15, the loss ~10 and
-// ~15, each a pass over a [batch·steps, width] tensor (and wasm's broadcasting gradients add Sum, Cast and
-// Identity copies): at batch 32 × 64 those passes cost more than the arithmetic. Here each is one plain JS
-// loop over the wasm heap (as models/lstm-cell.ts does for the LSTM cell); exponentials run in wasm's
-// vectorized Sigmoid kernel where there are many (GELU). The elementary-ops versions in models/tf-ops.ts
-// and models/lm.ts stay the reference: test/models/transformer-kernels.test.ts holds the two equal,
-// values and gradients.
+// Pieces of the Transformer as single wasm kernels, for training on wasm: LayerNorm and the softmax
+// cross-entropy (plain JS loops over the wasm heap, as models/lstm-cell.ts does for the LSTM cell), and the
+// dense layer x·w + b (wasm's XNNPACK products). Written with the elementary ops, a LayerNorm is ~10 kernels
+// forward and ~30 backward, and the gradients of the LayerNorm gain and of every bias sum over the
+// batch·steps rows, which wasm's Sum does by transposing the whole tensor first. Measured (bench/models):
+// JS loops pay only where they replace several passes; a single elementwise pass (GELU) or strided copies
+// (attention's heads) ran slower in JS than wasm's vectorized kernels, so those stay elementary ops.
+// The elementary-ops versions (models/tf-ops.ts, models/lm.ts lossTf, models/transformer.ts) stay the
+// reference: test/models/transformer-kernels.test.ts holds the two equal, values and gradients.
 import * as tf from '@tensorflow/tfjs-core'
 import './backend.ts' // registers the wasm backend these kernels read the heap of
 
@@ -15,8 +15,8 @@ const LAYER_NORM_GRAD = 'LmpLayerNormGrad'
 const CROSS_ENTROPY = 'LmpSoftmaxCrossEntropy'
 const CROSS_ENTROPY_GRAD = 'LmpSoftmaxCrossEntropyGrad'
 
-export type FusedKernel = 'layerNorm' | 'crossEntropy' | 'linear' | 'attention'
-const enabled: Record<FusedKernel, boolean> = { layerNorm: true, crossEntropy: true, linear: true, attention: true }
+export type FusedKernel = 'layerNorm' | 'crossEntropy' | 'linear'
+const enabled: Record<FusedKernel, boolean> = { layerNorm: true, crossEntropy: true, linear: true }
 
 /**
  * Turns fused kernels off or on (off: the elementary ops run instead), all of them or the ones named:
@@ -229,12 +229,10 @@ if (!tf.getKernel(LAYER_NORM, 'wasm') && tf.getKernel('Softmax', 'wasm')) {
   })
 }
 
-// ---- Dense layers and attention: products in wasm's own XNNPACK matMul, the rest in plain loops. ----
+// ---- Dense layers: products in wasm's own XNNPACK matMul. ----
 
 const LINEAR = 'LmpLinear'
 const LINEAR_GRAD = 'LmpLinearGrad'
-const ATTENTION = 'LmpCausalAttention'
-const ATTENTION_GRAD = 'LmpCausalAttentionGrad'
 
 /**
  * x [..., k] · w [k, n] + b [n] → [..., n] (GPT-2's Conv1D). Forward: wasm's fused matMul with bias.
@@ -246,23 +244,11 @@ export function fusedLinear(x: tf.Tensor, w: tf.Tensor, b: tf.Tensor): tf.Tensor
   return tf.engine().runKernel(LINEAR, { x, w, b }, {}) as tf.Tensor
 }
 
-/**
- * Causal multi-head self-attention from the packed projections qkv [B, S, 3d] (q | k | v, heads of
- * d / nHead columns each): softmax(q kᵀ / √dh + causal mask) v per head, heads merged → y [B, S, d], and
- * the probabilities [B, H, S, S]. The same arithmetic as TransformerLM.attention's elementary ops
- * (scaled q, one XNNPACK product per batch entry and head, wasm's Softmax), without their transposes.
- */
-export function fusedCausalAttention(qkv: tf.Tensor, nHead: number): { y: tf.Tensor; probs: tf.Tensor } {
-  const [y, probs] = tf.engine().runKernel(ATTENTION, { qkv }, { nHead } as any) as unknown as tf.Tensor[]
-  return { y, probs }
-}
-
 const matMulKernel = tf.getKernel('BatchMatMul', 'wasm')
 const fusedMatMulKernel = tf.getKernel('_FusedMatMul', 'wasm')
 const transposeKernel = tf.getKernel('Transpose', 'wasm')
-const softmaxKernel = tf.getKernel('Softmax', 'wasm')
 
-if (matMulKernel && fusedMatMulKernel && transposeKernel && softmaxKernel && !tf.getKernel(LINEAR, 'wasm')) {
+if (matMulKernel && fusedMatMulKernel && transposeKernel && !tf.getKernel(LINEAR, 'wasm')) {
   type Backend = any // the kernels' backend argument is untyped ({})
   const view = (t: tf.TensorInfo, shape: number[]): tf.TensorInfo => ({ dataId: t.dataId, shape, dtype: t.dtype })
   /** a [m, k] × b [k, n] (no transposes) → [1, m, n], with XNNPACK. */
@@ -320,150 +306,6 @@ if (matMulKernel && fusedMatMulKernel && transposeKernel && softmaxKernel && !tf
       const [x, w] = saved
       const [dx, dw, db] = tf.engine().runKernel(LINEAR_GRAD, { x, w, dy: dy as tf.Tensor }, {}) as unknown as tf.Tensor[]
       return { x: () => dx, w: () => dw, b: () => db }
-    },
-  })
-
-  const attentionLayout = (qkv: tf.TensorInfo, attrs: unknown) => {
-    const { nHead } = attrs as { nHead: number }
-    const [B, S, d3] = qkv.shape
-    const d = d3 / 3
-    const dh = d / nHead
-    // As the elementary path: q scaled by the float32 constant 1/√dh before its product.
-    return { B, S, d, H: nHead, dh, scale: Math.fround(1 / Math.sqrt(dh)) }
-  }
-
-  // qkv → y (heads merged) and the probabilities. Per batch entry and head: q_s [S, dh] and kᵀ [dh, S]
-  // gathered from qkv, scores = q_s·kᵀ with the future masked (-1e9, as causalMask adds), then one Softmax
-  // over all, then per entry and head p·v scattered into y's columns of that head.
-  tf.registerKernel({
-    kernelName: ATTENTION,
-    backendName: 'wasm',
-    kernelFunc: ({ inputs, backend, attrs }) => {
-      const w = backend as unknown as Wasm
-      const qkvInfo = inputs.qkv as tf.TensorInfo
-      const { B, S, d, H, dh, scale } = attentionLayout(qkvInfo, attrs)
-      const d3 = 3 * d
-      const scores = w.makeOutput([B, H, S, S], 'float32')
-      for (let b = 0; b < B; b++) {
-        for (let h = 0; h < H; h++) {
-          const q = w.makeOutput([S, dh], 'float32')
-          const kT = w.makeOutput([dh, S], 'float32')
-          {
-            const [src, qa, ka] = [qkvInfo, q, kT].map((t) => f32(w, t))
-            for (let s = 0; s < S; s++) {
-              const row = (b * S + s) * d3 + h * dh
-              for (let j = 0; j < dh; j++) {
-                qa[s * dh + j] = src[row + j] * scale
-                ka[j * S + s] = src[row + d + j]
-              }
-            }
-          }
-          const sc = mm(backend, q, kT)
-          const [from, to] = [sc, scores].map((t) => f32(w, t))
-          const at = (b * H + h) * S * S
-          to.set(from, at)
-          for (let i = 0; i < S; i++) to.fill(-1e9, at + i * S + i + 1, at + (i + 1) * S)
-          for (const t of [q, kT, sc]) w.disposeData(t.dataId)
-        }
-      }
-      const probs = softmaxKernel.kernelFunc({ inputs: { logits: scores }, backend, attrs: { dim: 3 } }) as tf.TensorInfo
-      w.disposeData(scores.dataId)
-      const yOut = w.makeOutput([B, S, d], 'float32')
-      for (let b = 0; b < B; b++) {
-        for (let h = 0; h < H; h++) {
-          const p = w.makeOutput([S, S], 'float32')
-          const v = w.makeOutput([S, dh], 'float32')
-          {
-            const [src, pa, pr, va] = [qkvInfo, p, probs, v].map((t) => f32(w, t))
-            pa.set(pr.subarray((b * H + h) * S * S, (b * H + h + 1) * S * S))
-            for (let s = 0; s < S; s++) va.set(src.subarray((b * S + s) * d3 + 2 * d + h * dh, (b * S + s) * d3 + 2 * d + (h + 1) * dh), s * dh)
-          }
-          const o = mm(backend, p, v)
-          const [oa, y] = [o, yOut].map((t) => f32(w, t))
-          for (let s = 0; s < S; s++) y.set(oa.subarray(s * dh, (s + 1) * dh), (b * S + s) * d + h * dh)
-          for (const t of [p, v, o]) w.disposeData(t.dataId)
-        }
-      }
-      return [yOut, probs]
-    },
-  })
-
-  // dy [B, S, d] → dqkv [B, S, 3d]. Per entry and head, with P its probabilities and dO its slice of dy:
-  // dv = Pᵀ·dO, dP = dO·vᵀ, dS = P⊙dP − P·Σ_j(P⊙dP) (the softmax gradient as tf.softmax's), dq = dS·k·scale,
-  // dk = dSᵀ·q_s. The causal mask is a constant: the gradient passes through it.
-  tf.registerKernel({
-    kernelName: ATTENTION_GRAD,
-    backendName: 'wasm',
-    kernelFunc: ({ inputs, backend, attrs }) => {
-      const w = backend as unknown as Wasm
-      const qkvInfo = inputs.qkv as tf.TensorInfo
-      const { B, S, d, H, dh, scale } = attentionLayout(qkvInfo, attrs)
-      const d3 = 3 * d
-      const out = w.makeOutput([B, S, d3], 'float32')
-      const SS = S * S
-      for (let b = 0; b < B; b++) {
-        for (let h = 0; h < H; h++) {
-          const [pT, dO, vT] = [[S, S], [S, dh], [dh, S]].map((shape) => w.makeOutput(shape, 'float32'))
-          {
-            const [src, pr, dy, pa, da, va] = [qkvInfo, inputs.probs, inputs.dy, pT, dO, vT].map((t) => f32(w, t as tf.TensorInfo))
-            const at = (b * H + h) * SS
-            for (let i = 0; i < S; i++) for (let j = 0; j < S; j++) pa[j * S + i] = pr[at + i * S + j]
-            for (let s = 0; s < S; s++) {
-              const row = (b * S + s) * d3 + 2 * d + h * dh
-              da.set(dy.subarray((b * S + s) * d + h * dh, (b * S + s) * d + (h + 1) * dh), s * dh)
-              for (let j = 0; j < dh; j++) va[j * S + s] = src[row + j]
-            }
-          }
-          const dv = mm(backend, pT, dO)
-          const dP = mm(backend, dO, vT)
-          const [dS, dST, k, qs] = [[S, S], [S, S], [S, dh], [S, dh]].map((shape) => w.makeOutput(shape, 'float32'))
-          {
-            const [src, pr, dPa, dSa, dSTa, ka, qa, dva, o] = [qkvInfo, inputs.probs, dP, dS, dST, k, qs, dv, out].map((t) => f32(w, t as tf.TensorInfo))
-            const at = (b * H + h) * SS
-            for (let i = 0; i < S; i++) {
-              let sum = 0
-              for (let j = 0; j < S; j++) sum += dPa[i * S + j] * pr[at + i * S + j]
-              for (let j = 0; j < S; j++) {
-                const p = pr[at + i * S + j]
-                const g = dPa[i * S + j] * p - sum * p
-                dSa[i * S + j] = g
-                dSTa[j * S + i] = g
-              }
-            }
-            for (let s = 0; s < S; s++) {
-              const row = (b * S + s) * d3 + h * dh
-              for (let j = 0; j < dh; j++) {
-                qa[s * dh + j] = src[row + j] * scale
-                ka[s * dh + j] = src[row + d + j]
-              }
-              o.set(dva.subarray(s * dh, (s + 1) * dh), row + 2 * d)
-            }
-          }
-          const dqs = mm(backend, dS, k)
-          const dk = mm(backend, dST, qs)
-          {
-            const [dqa, dka, o] = [dqs, dk, out].map((t) => f32(w, t))
-            for (let s = 0; s < S; s++) {
-              const row = (b * S + s) * d3 + h * dh
-              for (let j = 0; j < dh; j++) o[row + j] = dqa[s * dh + j] * scale
-              o.set(dka.subarray(s * dh, (s + 1) * dh), row + d)
-            }
-          }
-          for (const t of [pT, dO, vT, dv, dP, dS, dST, k, qs, dqs, dk]) w.disposeData(t.dataId)
-        }
-      }
-      return out
-    },
-  })
-
-  tf.registerGradient({
-    kernelName: ATTENTION,
-    inputsToSave: ['qkv'],
-    outputsToSave: [false, true],
-    gradFunc: (dys, saved, attrs) => {
-      const [qkv, probs] = saved
-      const dy = (dys as tf.Tensor[])[0]
-      return { qkv: () => tf.engine().runKernel(ATTENTION_GRAD, { qkv, probs, dy }, attrs as any) as tf.Tensor }
     },
   })
 }

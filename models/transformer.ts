@@ -138,9 +138,6 @@ export class TransformerLM {
     const w = o.param(`${pre}.c_attn.weight`)
     const b = o.param(`${pre}.c_attn.bias`)
     const proj = (t: T) => this.dense(o, t, o.param(`${pre}.c_proj.weight`), o.param(`${pre}.c_proj.bias`))
-    // Training and full-sequence scoring: one fused op where the ops offer it (the code below is its reference).
-    const fused = past || attentionMask ? null : o.causalSelfAttention?.(x, w, b, c.nHead, c.p)
-    if (fused) return { y: proj(fused.y), probs: fused.probs, present: null }
     // Slicing the small weight (not the big activation) into q | k | v: wasm's Slice copies its whole input.
     const project = (i: number) => o.add(o.matMul(x, o.sliceLast(w, i * d, d)), o.sliceLast(b, i * d, d))
     const split = (t: T) => o.reshape(t, [0, 0, c.nHead, this.headDim]) // [B, S, H, Dh]
