@@ -16,7 +16,6 @@ import * as ort from 'onnxruntime-node'
 import { initBackend } from '../models/backend.ts'
 import { train } from '../models/train.ts'
 import { useFusedLstmCell } from '../models/lstm-cell.ts'
-import { useFusedTransformerKernels } from '../models/transformer-kernels.ts'
 import { useSharedIdentity } from '../models/tf-ops.ts'
 import { createModel, initWeights, MODEL_DEFAULTS, usePerTokenProjection, type ModelConfig } from '../models/lm.ts'
 import { serialize, type ExportOptions } from '../onnx/export.ts'
@@ -191,20 +190,13 @@ await trainSpeed('LSTM-2000 (emb 64, 256 units)', LSTM, 5000, {
   'per position, elementary ops (before)': paths(false, false),
 }, 2)
 paths(true, true)()
-// Before and after the Transformer's wasm training paths: the fused kernels (models/transformer-kernels.ts:
-// LayerNorm, cross-entropy, dense layers with their bias gradient as a product) and wasm's Identity/Cast
-// sharing data instead of copying (models/tf-ops.ts), each on and off, in alternating rounds.
-const gptPaths = (fused: boolean, shared: boolean) => () => {
-  useFusedTransformerKernels(fused)
-  useSharedIdentity(shared)
-}
+// Before and after wasm's Identity and same-dtype Cast sharing data instead of copying (models/tf-ops.ts:
+// the engine clones every tensor it saves for a gradient), in alternating rounds.
 await trainSpeed('Transformer (2 pre-LN blocks, d 128, 4 heads, FF 512, context 64)', GPT, 3500, {
-  'fused kernels, shared Identity': gptPaths(true, true),
-  'fused kernels, copying Identity': gptPaths(true, false),
-  'elementary ops, shared Identity': gptPaths(false, true),
-  'elementary ops, copying Identity (before)': gptPaths(false, false),
+  'shared Identity': () => useSharedIdentity(true),
+  'copying Identity (before)': () => useSharedIdentity(false),
 }, Number(process.env.LMP_BENCH_ROUNDS ?? 3))
-gptPaths(true, true)()
+useSharedIdentity(true)
 
 if (missed.length) {
   for (const m of missed) console.error(`models bench: missed ${m}`)

@@ -7,7 +7,6 @@ import { PAD_ID } from '../src/tokenizer/index.ts'
 import { RecurrentLM, RNN_NAMES, type RnnConfig, type ParamSpec } from './rnn.ts'
 import { TransformerLM, TRANSFORMER_NAMES, type TransformerConfig } from './transformer.ts'
 import { stackFirst, TfOps, unstackFirst } from './tf-ops.ts'
-import { fusedCrossEntropy, fusedTransformerKernelsAvailable } from './transformer-kernels.ts'
 
 export const MODEL_NAMES = [...RNN_NAMES, ...TRANSFORMER_NAMES] as const
 /** One flat config for every architecture (as the CLI builds it); each model reads its own fields. */
@@ -175,13 +174,6 @@ export function lossTf(logits: tf.Tensor2D[] | tf.Tensor3D, targets: number[][],
   if (!Array.isArray(logits)) {
     // [batch, steps, vocab] as one [batch·steps, vocab] step, targets flattened to match (row-major).
     const [batch, steps, vocabSize] = logits.shape
-    if (fusedTransformerKernelsAvailable('crossEntropy')) {
-      // One kernel each way (models/transformer-kernels.ts); the per-step code below is the reference.
-      const flat = targets.flat()
-      const count = flat.filter((id) => id !== PAD_ID).length
-      const loss = fusedCrossEntropy(tf.reshape(logits, [batch * steps, vocabSize]) as tf.Tensor2D, tf.tensor1d(flat, 'int32'), PAD_ID, labelSmoothing)
-      return { loss, count }
-    }
     return lossTf([tf.reshape(logits, [batch * steps, vocabSize]) as tf.Tensor2D], targets.flat().map((id) => [id]), labelSmoothing)
   }
   const vocab = logits[0].shape[1]

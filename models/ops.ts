@@ -49,6 +49,4 @@ export interface Ops<T> {
    * run, and the cell is then built from the ops above.
    */
   fusedLstmCell?(x: T, h: T, c: T, forget: boolean, dBlk: number): [T, T] | null
-  /** Optional fast path: x [..., k] · w [k, n] + b [n] as one op (models/transformer-kernels.ts); null where it cannot run. */
-  linear?(x: T, w: T, b: T): T | null
 }

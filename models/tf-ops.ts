@@ -3,7 +3,6 @@ import * as tf from '@tensorflow/tfjs-core'
 import type { Ops } from './ops.ts'
 import './backend.ts' // registers the gradients and backends
 import { fusedLstmCell, fusedLstmCellAvailable } from './lstm-cell.ts'
-import { fusedLayerNorm, fusedLinear, fusedTransformerKernelsAvailable } from './transformer-kernels.ts'
 
 // The wasm BatchMatMul kernel runs XNNPACK only when the batch is 1; a batched product (attention's
 // [B, H, S, dh] × [B, H, dh, T]) takes a naive loop at ~2 GFLOP/s, against 20–30 for XNNPACK. So batched
@@ -316,9 +315,6 @@ export class TfOps implements Ops<tf.Tensor> {
   fusedLstmCell(x: tf.Tensor, h: tf.Tensor, c: tf.Tensor, forget: boolean, dBlk: number) {
     return fusedLstmCellAvailable() && x.rank === 2 ? fusedLstmCell(x, h, c, forget, dBlk) : null
   }
-  linear(x: tf.Tensor, w: tf.Tensor, b: tf.Tensor) {
-    return w.rank === 2 && b.rank === 1 && x.rank >= 2 && fusedTransformerKernelsAvailable('linear') ? fusedLinear(x, w, b) : null
-  }
   add(a: tf.Tensor, b: tf.Tensor) { return tf.add(a, b) }
   sub(a: tf.Tensor, b: tf.Tensor) { return tf.sub(a, b) }
   mul(a: tf.Tensor, b: tf.Tensor) { return tf.mul(a, b) }
@@ -349,7 +345,6 @@ export class TfOps implements Ops<tf.Tensor> {
     return tf.range(start, start + ids.shape[1]!, 1, 'int32')
   }
   layerNorm(x: tf.Tensor, gain: tf.Tensor, bias: tf.Tensor, eps: number) {
-    if (x.dtype === 'float32' && gain.rank === 1 && fusedTransformerKernelsAvailable('layerNorm')) return fusedLayerNorm(x, gain, bias, eps)
     const { mean, variance } = tf.moments(x, -1, true)
     return tf.add(tf.mul(tf.div(tf.sub(x, mean), tf.sqrt(tf.add(variance, eps))), gain), bias)
   }

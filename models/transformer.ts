@@ -137,7 +137,6 @@ export class TransformerLM {
     const pre = `h.${l}.attn`
     const w = o.param(`${pre}.c_attn.weight`)
     const b = o.param(`${pre}.c_attn.bias`)
-    const proj = (t: T) => this.dense(o, t, o.param(`${pre}.c_proj.weight`), o.param(`${pre}.c_proj.bias`))
     // Slicing the small weight (not the big activation) into q | k | v: wasm's Slice copies its whole input.
     const project = (i: number) => o.add(o.matMul(x, o.sliceLast(w, i * d, d)), o.sliceLast(b, i * d, d))
     const split = (t: T) => o.reshape(t, [0, 0, c.nHead, this.headDim]) // [B, S, H, Dh]
@@ -158,18 +157,14 @@ export class TransformerLM {
     const probs = o.softmax(o.causalMask(o.matMul(q, keysT), attentionMask))
     const heads = o.matMul(o.dropout(probs, c.p), values) // [B, H, S, Dh]
     const merged = o.reshape(o.transpose(heads, [0, 2, 1, 3]), [0, 0, d])
-    return { y: proj(merged), probs, present }
+    const y = o.add(o.matMul(merged, o.param(`${pre}.c_proj.weight`)), o.param(`${pre}.c_proj.bias`))
+    return { y, probs, present }
   }
 
   mlp<T>(o: Ops<T>, l: number, x: T): T {
     const pre = `h.${l}.mlp`
-    const hidden = this.dense(o, x, o.param(`${pre}.c_fc.weight`), o.param(`${pre}.c_fc.bias`))
+    const hidden = o.add(o.matMul(x, o.param(`${pre}.c_fc.weight`)), o.param(`${pre}.c_fc.bias`))
     const act = this.config.activation === 'gelu' ? o.gelu(hidden) : o.relu(hidden)
-    return this.dense(o, act, o.param(`${pre}.c_proj.weight`), o.param(`${pre}.c_proj.bias`))
-  }
-
-  /** x · w + b (GPT-2's Conv1D), one op where the ops offer it. */
-  private dense<T>(o: Ops<T>, x: T, w: T, b: T): T {
-    return o.linear?.(x, w, b) ?? o.add(o.matMul(x, w), b)
+    return o.add(o.matMul(act, o.param(`${pre}.c_proj.weight`)), o.param(`${pre}.c_proj.bias`))
   }
 }
