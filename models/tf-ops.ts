@@ -190,6 +190,23 @@ export function unstackFirst(x: tf.Tensor): tf.Tensor[] {
   return tf.engine().runKernel(UNSTACK, { x }, {}) as unknown as tf.Tensor[]
 }
 
+let orientWeightGrad = true
+
+/** Turns the choice of weightGrad's orientation off (always xᵀ·dy): for the before/after bench. */
+export function useOrientedWeightGrad(on: boolean) {
+  orientWeightGrad = on
+}
+
+/**
+ * dw = xᵀ·dy for x [m, k], dy [m, n]. XNNPACK packs the second operand of each product anew (a fresh
+ * tensor every step), so when dy is the wider one (n > k: an MLP's c_fc, 128 → 512) dw is computed as
+ * (dyᵀ·x)ᵀ, packing the narrower x; the final transpose is of the small [n, k] result. The same sums.
+ */
+function weightGrad(x: tf.Tensor2D, dy: tf.Tensor2D): tf.Tensor {
+  if (orientWeightGrad && dy.shape[1] > x.shape[1]) return tf.transpose(tf.matMul(tf.transpose(dy) as tf.Tensor2D, x))
+  return tf.matMul(tf.transpose(x) as tf.Tensor2D, dy)
+}
+
 export class TfOps implements Ops<tf.Tensor> {
   /**
    * @param params the model's weights by checkpoint name
@@ -229,7 +246,7 @@ export class TfOps implements Ops<tf.Tensor> {
         value: tf.matMul(x as tf.Tensor2D, weight as tf.Tensor2D),
         gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
           const dx = tf.matMul(dy as tf.Tensor2D, e.t as tf.Tensor2D)
-          const dw = tf.matMul(tf.transpose(saved[0]) as tf.Tensor2D, dy as tf.Tensor2D)
+          const dw = weightGrad(saved[0] as tf.Tensor2D, dy as tf.Tensor2D)
           if (--e.uses === 0) {
             e.t.dispose()
             this.transposed.delete(w)

@@ -1,9 +1,10 @@
-// wasm's Identity and same-dtype Cast re-registered to share the data (models/tf-ops.ts): the engine clones
-// every tensor it saves for a gradient, and the stock wasm kernels copied each one.
+// Training speed-ups on wasm in models/tf-ops.ts: Identity and same-dtype Cast re-registered to share the
+// data (the engine clones every tensor it saves for a gradient, and the stock wasm kernels copied each one),
+// and a weight's gradient computed in the orientation whose packed operand is narrower.
 import t from 'tap'
 import * as tf from '@tensorflow/tfjs-core'
 import { initBackend } from '../../models/backend.ts'
-import { useSharedIdentity } from '../../models/tf-ops.ts'
+import { TfOps, useOrientedWeightGrad, useSharedIdentity } from '../../models/tf-ops.ts'
 
 const backend = await initBackend()
 const wasmOnly = { skip: backend !== 'wasm' && 'a wasm kernel' }
@@ -40,5 +41,24 @@ t.test('turned off (the before/after bench), a clone is a copy again', wasmOnly,
     t.same(Array.from(y.dataSync()), [1, 2])
   } finally {
     useSharedIdentity(true)
+  }
+})
+
+t.test("a weight's gradient in either orientation equals tf.matMul's, for a wider and a narrower output", async (t) => {
+  for (const [k, n] of [[3, 7], [7, 3]]) {
+    const x = tf.randomUniform([5, k], -1, 1, 'float32', 1)
+    const w = tf.variable(tf.randomUniform([k, n], -1, 1, 'float32', 2))
+    const dy = tf.randomUniform([5, n], -1, 1, 'float32', 3)
+    const grad = (f: () => tf.Tensor) => Array.from(tf.variableGrads(() => tf.sum(tf.mul(f(), dy)) as tf.Scalar, [w]).grads[w.name].dataSync())
+    const plain = grad(() => tf.matMul(x, w))
+    for (const oriented of [true, false]) {
+      useOrientedWeightGrad(oriented)
+      try {
+        const fast = grad(() => new TfOps({ w }, true).matMul(x, w))
+        t.ok(fast.every((g, i) => Math.abs(g - plain[i]) < 1e-5), `[${k}, ${n}], oriented ${oriented}`)
+      } finally {
+        useOrientedWeightGrad(true)
+      }
+    }
   }
 })
