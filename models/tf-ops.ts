@@ -66,8 +66,9 @@ if (wasmMatMul && !tf.getKernel(BATCHED, 'wasm')) {
 
 // wasm's Identity and Cast copy their input, even to the same dtype; the engine clones (Identity) every
 // tensor it saves for a gradient, and Mul's gradient casts float32 to float32: ~150 full copies per
-// Transformer training step (~6% of it). Tensors are immutable (a Variable's assign swaps its data), so
-// these share the data with one more reference instead, as the cpu backend's Identity does.
+// Transformer training step, ~13% of its CPU time (bench/models). Tensors are immutable (a Variable's
+// assign swaps its data), so these share the data with one more reference instead, as the cpu backend's
+// Identity does.
 let sharing = true
 
 /** Turns data sharing of wasm's Identity and Cast off (each copies again): for the before/after bench. */
