@@ -16,7 +16,7 @@ import * as ort from 'onnxruntime-node'
 import { initBackend } from '../models/backend.ts'
 import { train } from '../models/train.ts'
 import { useFusedLstmCell } from '../models/lstm-cell.ts'
-import { useOrientedWeightGrad, useSharedIdentity } from '../models/tf-ops.ts'
+import { useWeightGradPaths, useSharedIdentity } from '../models/tf-ops.ts'
 import { createModel, initWeights, MODEL_DEFAULTS, usePerTokenProjection, type ModelConfig } from '../models/lm.ts'
 import { serialize, type ExportOptions } from '../onnx/export.ts'
 import type { Weights } from '../onnx/trace.ts'
@@ -192,15 +192,16 @@ await trainSpeed('LSTM-2000 (emb 64, 256 units)', LSTM, 5000, {
 paths(true, true)()
 // Before and after the Transformer's wasm training paths (models/tf-ops.ts), in alternating rounds: Identity
 // and same-dtype Cast sharing data instead of copying (the engine clones every tensor it saves for a
-// gradient), and each weight's gradient packing the narrower operand (weightGrad).
-const gptPaths = (shared: boolean, oriented: boolean) => () => {
+// gradient), and the weight gradients' paths (weightGrad packs the narrower operand; an input multiplied
+// by several weights, as q, k and v, is transposed once).
+const gptPaths = (shared: boolean, weightGrad: boolean) => () => {
   useSharedIdentity(shared)
-  useOrientedWeightGrad(oriented)
+  useWeightGradPaths(weightGrad)
 }
 await trainSpeed('Transformer (2 pre-LN blocks, d 128, 4 heads, FF 512, context 64)', GPT, 3500, {
-  'shared Identity, oriented weight gradient': gptPaths(true, true),
-  'shared Identity, xᵀ·dy': gptPaths(true, false),
-  'copying Identity, xᵀ·dy (before)': gptPaths(false, false),
+  'shared Identity, weight-gradient paths': gptPaths(true, true),
+  'shared Identity, each dw as xᵀ·dy': gptPaths(true, false),
+  'copying Identity, each dw as xᵀ·dy (before)': gptPaths(false, false),
 }, Number(process.env.LMP_BENCH_ROUNDS ?? 3))
 gptPaths(true, true)()
 
