@@ -16,7 +16,7 @@ import * as ort from 'onnxruntime-node'
 import { initBackend } from '../models/backend.ts'
 import { train } from '../models/train.ts'
 import { useFusedLstmCell } from '../models/lstm-cell.ts'
-import { useWeightGradPaths, useSharedIdentity } from '../models/tf-ops.ts'
+import { useSharedIdentity } from '../models/tf-ops.ts'
 import { createModel, initWeights, MODEL_DEFAULTS, usePerTokenProjection, type ModelConfig } from '../models/lm.ts'
 import { serialize, type ExportOptions } from '../onnx/export.ts'
 import type { Weights } from '../onnx/trace.ts'
@@ -190,20 +190,13 @@ await trainSpeed('LSTM-2000 (emb 64, 256 units)', LSTM, 5000, {
   'per position, elementary ops (before)': paths(false, false),
 }, 2)
 paths(true, true)()
-// Before and after the Transformer's wasm training paths (models/tf-ops.ts), in alternating rounds: Identity
-// and same-dtype Cast sharing data instead of copying (the engine clones every tensor it saves for a
-// gradient), and the weight gradients' paths (weightGrad packs the narrower operand; an input multiplied
-// by several weights, as q, k and v, is transposed once).
-const gptPaths = (shared: boolean, weightGrad: boolean) => () => {
-  useSharedIdentity(shared)
-  useWeightGradPaths(weightGrad)
-}
+// Before and after wasm's Identity and same-dtype Cast sharing data instead of copying (models/tf-ops.ts:
+// the engine clones every tensor it saves for a gradient), in alternating rounds.
 await trainSpeed('Transformer (2 pre-LN blocks, d 128, 4 heads, FF 512, context 64)', GPT, 3500, {
-  'shared Identity, weight-gradient paths': gptPaths(true, true),
-  'shared Identity, each dw as xᵀ·dy': gptPaths(true, false),
-  'copying Identity, each dw as xᵀ·dy (before)': gptPaths(false, false),
+  'shared Identity': () => useSharedIdentity(true),
+  'copying Identity (before)': () => useSharedIdentity(false),
 }, Number(process.env.LMP_BENCH_ROUNDS ?? 3))
-gptPaths(true, true)()
+useSharedIdentity(true)
 
 if (missed.length) {
   for (const m of missed) console.error(`models bench: missed ${m}`)

@@ -2,7 +2,7 @@
 // (2 pre-LN blocks, d 128, 4 heads, FF 512, context 64, batch 32 × 64) trained for a few steps with each
 // kernel's CPU time recorded (process.cpuUsage around every call: other processes do not inflate it).
 // Prints one JSON line per kernel name (CPU ms per step, calls per step, share of the step), biggest first,
-// with the current paths and as before (wasm's Identity copying, every weight gradient as its own xᵀ·dy).
+// with the current paths and as before (wasm's Identity copying).
 // A kernel that calls another inside (LmpBatchedMatMul → BatchMatMul) is counted in both.
 // `npm run bench -- train-profile`; LMP_BENCH_STEPS sets the measured steps (default 8).
 import * as tf from '@tensorflow/tfjs-core'
@@ -12,7 +12,7 @@ import { join } from 'node:path'
 import { initBackend } from '../models/backend.ts'
 import { train } from '../models/train.ts'
 import { MODEL_DEFAULTS, type ModelConfig } from '../models/lm.ts'
-import { useWeightGradPaths, useSharedIdentity } from '../models/tf-ops.ts'
+import { useSharedIdentity } from '../models/tf-ops.ts'
 import { loadDataset } from '../src/data/index.ts'
 import { createTokenizer } from '../src/tokenizer/index.ts'
 import { report } from './util.ts'
@@ -48,9 +48,8 @@ for (const k of tf.getKernelsForBackend(backend)) {
   }
 }
 
-for (const [paths, on] of [['current', true], ['copying Identity, each dw as xᵀ·dy (before)', false]] as const) {
+for (const [paths, on] of [['current', true], ['copying Identity (before)', false]] as const) {
   useSharedIdentity(on)
-  useWeightGradPaths(on)
   perKernel.clear()
   let stepCpuMs = 0
   let cpu = process.cpuUsage()
@@ -77,4 +76,3 @@ for (const [paths, on] of [['current', true], ['copying Identity, each dw as x�
   }
 }
 useSharedIdentity(true)
-useWeightGradPaths(true)

@@ -65,8 +65,8 @@ if (wasmMatMul && !tf.getKernel(BATCHED, 'wasm')) {
 }
 
 // wasm's Identity and Cast copy their input, even to the same dtype; the engine clones (Identity) every
-// tensor it saves for a gradient, and Mul's gradient casts float32 to float32: ~150 full copies per
-// Transformer training step, ~13% of its CPU time (bench/models). Tensors are immutable (a Variable's
+// tensor it saves for a gradient, and Mul's gradient casts float32 to float32: ~300 full copies per
+// Transformer training step, 7–13% of its CPU time (bench/models). Tensors are immutable (a Variable's
 // assign swaps its data), so these share the data with one more reference instead, as the cpu backend's
 // Identity does.
 let sharing = true
@@ -191,26 +191,6 @@ export function unstackFirst(x: tf.Tensor): tf.Tensor[] {
   return tf.engine().runKernel(UNSTACK, { x }, {}) as unknown as tf.Tensor[]
 }
 
-let weightGradPaths = true
-
-/**
- * Turns the weight-gradient paths off (every dw as its own xᵀ·dy): weightGrad's orientation and the
- * shared input transposes of TfOps.weightMatMul. For the tests and the before/after bench.
- */
-export function useWeightGradPaths(on: boolean) {
-  weightGradPaths = on
-}
-
-/**
- * dw = xᵀ·dy for x [m, k], dy [m, n]. XNNPACK packs the second operand of each product anew (a fresh
- * tensor every step), so when dy is the wider one (n > k: an MLP's c_fc, 128 → 512) dw is computed as
- * (dyᵀ·x)ᵀ, packing the narrower x; the final transpose is of the small [n, k] result. The same sums.
- */
-function weightGrad(x: tf.Tensor2D, dy: tf.Tensor2D, xT: () => tf.Tensor = () => tf.transpose(x)): tf.Tensor {
-  if (weightGradPaths && dy.shape[1] > x.shape[1]) return tf.transpose(tf.matMul(tf.transpose(dy) as tf.Tensor2D, x))
-  return tf.matMul(xT() as tf.Tensor2D, dy)
-}
-
 export class TfOps implements Ops<tf.Tensor> {
   /**
    * @param params the model's weights by checkpoint name
@@ -236,7 +216,6 @@ export class TfOps implements Ops<tf.Tensor> {
    * the transpose is made once, kept for the backward pass, and disposed after its last use there.
    */
   private weightMatMul(a: tf.Tensor2D, w: tf.Tensor2D): tf.Tensor2D {
-    const input = this.inputUse(a)
     let entry = this.transposed.get(w)
     if (!entry) {
       entry = { t: tf.keep(tf.transpose(w)), uses: 0 }
@@ -251,12 +230,7 @@ export class TfOps implements Ops<tf.Tensor> {
         value: tf.matMul(x as tf.Tensor2D, weight as tf.Tensor2D),
         gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
           const dx = tf.matMul(dy as tf.Tensor2D, e.t as tf.Tensor2D)
-          const x = saved[0] as tf.Tensor2D
-          const dw = weightGrad(x, dy as tf.Tensor2D, input ? () => (input.t ??= tf.keep(tf.transpose(x))) : undefined)
-          if (input && --input.uses === 0) {
-            input.t?.dispose()
-            this.inputs.delete(a.dataId)
-          }
+          const dw = tf.matMul(tf.transpose(saved[0]) as tf.Tensor2D, dy as tf.Tensor2D)
           if (--e.uses === 0) {
             e.t.dispose()
             this.transposed.delete(w)
@@ -266,26 +240,6 @@ export class TfOps implements Ops<tf.Tensor> {
       }
     })
     return op(a, w) as tf.Tensor2D
-  }
-
-  /** Transposed inputs of weightMatMul for the backward pass, by their data (reshapes share it). */
-  private readonly inputs = new Map<tf.DataId, { shape: string; t: tf.Tensor | null; uses: number }>()
-
-  /**
-   * Counts one more product of `a` with a weight, so that the backward pass transposes `a` once for all
-   * of them (attention's q, k and v all multiply the same LayerNorm output: two transposes of
-   * [batch·steps, d] saved per layer). Null when the same data is in use with another shape.
-   */
-  private inputUse(a: tf.Tensor2D) {
-    if (!weightGradPaths) return null
-    let use = this.inputs.get(a.dataId)
-    if (!use) {
-      use = { shape: a.shape.join(), t: null, uses: 0 }
-      this.inputs.set(a.dataId, use)
-    }
-    if (use.shape !== a.shape.join()) return null
-    use.uses++
-    return use
   }
 
   /** Recurrent weights whose gradient is summed once over the sequence; see deferWeightGrad. */
