@@ -2,7 +2,8 @@
 // (2 pre-LN blocks, d 128, 4 heads, FF 512, context 64, batch 32 × 64) trained for a few steps with each
 // kernel's CPU time recorded (process.cpuUsage around every call: other processes do not inflate it).
 // Prints one JSON line per kernel name (CPU ms per step, calls per step, share of the step), biggest first,
-// with the current paths and as before (wasm's Identity copying).
+// with the current paths and as before (wasm's Identity copying). The two runs are one after the other, not
+// alternating: compare the kernels' shares here, and totals in bench/models.bench.ts.
 // A kernel that calls another inside (LmpBatchedMatMul → BatchMatMul) is counted in both.
 // `npm run bench -- train-profile`; LMP_BENCH_STEPS sets the measured steps (default 8).
 import * as tf from '@tensorflow/tfjs-core'
