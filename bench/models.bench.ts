@@ -7,7 +7,8 @@
 //   ONNX LSTM op export, the Scan export beside it), and the
 //   Transformer (2 layers, d_model 128, context 256) with its key/value cache (target ≤ 0.5 ms) beside the
 //   same model re-encoding its context for every token (no cache).
-// `npm run bench -- models`; LMP_BENCH_STEPS sets the measured training steps (default 12).
+// `npm run bench -- models`; LMP_BENCH_STEPS sets the measured training steps (default 12), LMP_BENCH_ROUNDS
+// the Transformer's alternating rounds (default 3).
 import { existsSync, mkdtempSync } from 'node:fs'
 import { loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -15,6 +16,7 @@ import * as ort from 'onnxruntime-node'
 import { initBackend } from '../models/backend.ts'
 import { train } from '../models/train.ts'
 import { useFusedLstmCell } from '../models/lstm-cell.ts'
+import { useSharedIdentity } from '../models/tf-ops.ts'
 import { createModel, initWeights, MODEL_DEFAULTS, usePerTokenProjection, type ModelConfig } from '../models/lm.ts'
 import { serialize, type ExportOptions } from '../onnx/export.ts'
 import type { Weights } from '../onnx/trace.ts'
@@ -188,7 +190,13 @@ await trainSpeed('LSTM-2000 (emb 64, 256 units)', LSTM, 5000, {
   'per position, elementary ops (before)': paths(false, false),
 }, 2)
 paths(true, true)()
-await trainSpeed('Transformer (2 pre-LN blocks, d 128, 4 heads, FF 512, context 64)', GPT, 3500)
+// Before and after wasm's Identity and same-dtype Cast sharing data instead of copying (models/tf-ops.ts:
+// the engine clones every tensor it saves for a gradient), in alternating rounds.
+await trainSpeed('Transformer (2 pre-LN blocks, d 128, 4 heads, FF 512, context 64)', GPT, 3500, {
+  'shared Identity': () => useSharedIdentity(true),
+  'copying Identity (before)': () => useSharedIdentity(false),
+}, Number(process.env.LMP_BENCH_ROUNDS ?? 3))
+useSharedIdentity(true)
 
 if (missed.length) {
   for (const m of missed) console.error(`models bench: missed ${m}`)

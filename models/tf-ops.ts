@@ -64,6 +64,33 @@ if (wasmMatMul && !tf.getKernel(BATCHED, 'wasm')) {
   })
 }
 
+// wasm's Identity and Cast copy their input, even to the same dtype; the engine clones (Identity) every
+// tensor it saves for a gradient, and Mul's gradient casts float32 to float32: ~300 full copies per
+// Transformer training step, 7–13% of its CPU time (bench/models). Tensors are immutable (a Variable's
+// assign swaps its data), so these share the data with one more reference instead, as the cpu backend's
+// Identity does.
+let sharing = true
+
+/** Turns data sharing of wasm's Identity and Cast off (each copies again): for the before/after bench. */
+export function useSharedIdentity(on: boolean) {
+  sharing = on
+}
+
+const sharingKernels = { Identity: tf.getKernel('Identity', 'wasm'), Cast: tf.getKernel('Cast', 'wasm') }
+if (sharingKernels.Identity && sharingKernels.Cast && !(sharingKernels.Identity as any).lmpShared) {
+  for (const [name, original] of Object.entries(sharingKernels)) {
+    const kernelFunc: tf.KernelFunc = (args) => {
+      const x = args.inputs.x as tf.TensorInfo
+      const dtype = (args.attrs as { dtype?: string } | undefined)?.dtype ?? x.dtype
+      if (!sharing || x.dtype === 'string' || dtype !== x.dtype) return original!.kernelFunc(args)
+      ;(args.backend as tf.KernelBackend).incRef(x.dataId)
+      return { dataId: x.dataId, shape: x.shape, dtype: x.dtype }
+    }
+    tf.unregisterKernel(name, 'wasm')
+    tf.registerKernel({ kernelName: name, backendName: 'wasm', kernelFunc, ...{ lmpShared: true } } as tf.KernelConfig)
+  }
+}
+
 // wasm's Unpack/Slice copy the whole input out of wasm memory for every piece (unstacking [64, 32, 1024]
 // takes ~0.5 s): `LmpUnstack` copies each contiguous block inside the heap instead.
 const UNSTACK = 'LmpUnstack'
