@@ -107,6 +107,9 @@ function onWorkerMessage(msg: FromWorker) {
       if (currentTab === 'training') training.shown()
       break
     }
+    case 'prompt':
+      ui.outputPrompt.textContent = msg.text
+      break
     case 'token': {
       ui.outputText.textContent += msg.text
       generated.tokens++
@@ -270,7 +273,7 @@ ui.form.addEventListener('submit', (e) => {
     ui.stats.textContent = (err as Error).message
     return
   }
-  ui.outputPrompt.textContent = ui.prompt.value
+  ui.outputPrompt.textContent = ui.prompt.value // until the worker sends the prompt as the model reads it
   ui.outputText.textContent = ''
   ui.stats.textContent = ''
   generated = { tokens: 0, started: performance.now() }

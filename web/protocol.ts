@@ -45,6 +45,9 @@ export type FromWorker =
       /** Attention layers the graph outputs (`attentions.{i}`); 0 when it has none. */
       attentionLayers: number
     }
+  /** Sent before a generation's tokens: the prompt as the model reads it, its tokens' own texts joined
+   * (src/tokenizer/pieces.ts), which the generated text continues. */
+  | { type: 'prompt'; text: string }
   | { type: 'token'; text: string; tokenId: number }
   | { type: 'done'; finishReason: string; tokens: number; seconds: number; firstTokenSeconds: number | null }
   | {

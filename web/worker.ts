@@ -8,14 +8,14 @@
 // state, so every LSTM generated wrong text from its second call (issue 11); this build runs WebGPU and
 // WASM through one runtime (ort-wasm-simd-threaded.asyncify.{mjs,wasm}).
 import * as ort from 'onnxruntime-web/webgpu'
-import { generate, type GenerateOptions } from '../src/infer/generate.ts'
+import { generate, promptIds, type GenerateOptions } from '../src/infer/generate.ts'
 import { loadOrtModel, SMALL_MODEL_BYTES, type OrtLike } from '../src/infer/ort-model.ts'
 import { scoreText } from '../src/infer/perplexity.ts'
 import type { Manifest, StepModel } from '../src/infer/types.ts'
 import type { Tokenizer } from '../src/tokenizer/index.ts'
 import { loadTokenizerFromJSON } from '../src/tokenizer/gpt2.ts'
 import { analogyVector, nearest, readEmbedding, rowOf, type Embedding } from './embedding.ts'
-import { tokenPieces } from './pieces.ts'
+import { tokenPieces, tokenTexts } from './pieces.ts'
 import type { FromWorker, Job, Provider, ScoredToken, ToWorker } from './protocol.ts'
 
 const scope = self as unknown as DedicatedWorkerGlobalScope
@@ -277,6 +277,9 @@ async function run(prompt: string, options: GenerateOptions) {
   let firstTokenSeconds: number | null = null
   let tokens = 0
   let finishReason = 'stopped'
+  // The generated text continues the prompt's token texts, not the prompt as typed: a BPE word-final
+  // token carries its space after it ('get '), so the text after it starts without one.
+  post({ type: 'prompt', text: tokenTexts(tokenizer, promptIds(tokenizer, prompt))?.join('') ?? prompt })
   for await (const ev of generate(model, tokenizer, prompt, options)) {
     tokens++
     if (firstTokenSeconds === null) firstTokenSeconds = (performance.now() - started) / 1000

@@ -71,7 +71,8 @@ export async function waitForViewState(page: Page, selector: string, states: str
   return page.$eval(selector, (el) => (el as HTMLElement).dataset.state ?? '')
 }
 
-/** Fills the Generate form, presses Generate and waits for the end; returns the generated text. */
+/** Fills the Generate form, presses Generate and waits for the end; returns the generated text and the
+ * prompt as the output area shows it in front of that text. */
 export async function generateOnPage(page: Page, prompt: string, opts: { maxTokens: number; temperature: number; seed?: number }) {
   await page.fill('#prompt', prompt)
   await page.fill('#max-tokens', String(opts.maxTokens))
@@ -79,5 +80,5 @@ export async function generateOnPage(page: Page, prompt: string, opts: { maxToke
   await page.fill('#seed', opts.seed === undefined ? '' : String(opts.seed))
   await page.click('#generate')
   const end = await waitForState(page, ['done', 'error'])
-  return { ...end, text: await page.textContent('#output-text'), stats: await page.textContent('#stats') }
+  return { ...end, text: await page.textContent('#output-text'), shownPrompt: await page.textContent('#output-prompt'), stats: await page.textContent('#stats') }
 }

@@ -39,6 +39,15 @@ await browserTests(t, async ({ root, browser }) => {
     t.match(got.stats, /40 tokens · [\d.]+ tokens\/s · max tokens/)
     await page.screenshot({ path: path.join(shots, 'web-generate-greedy.png'), fullPage: true })
 
+    // Issue 13, fault 5: a tiny temperature is (in the limit) greedy. Logits divided by 1e-39 overflowed
+    // float32, and the page sampled at random; the field must also take 1e-39 as typed. 30 tokens, not
+    // 40: a refused field would leave the run above on the page, and the stats tell the two apart.
+    const tiny = await generateOnPage(page, prompt, { maxTokens: 30, temperature: 1e-39, seed: 2 })
+    t.equal(tiny.state, 'done', tiny.status ?? '')
+    t.match(tiny.stats, /^30 tokens · /, 'the page took temperature 1e-39')
+    const greedy30 = await generateText(reference.model, reference.tokenizer, prompt, { maxNewTokens: 30, temperature: 0 })
+    t.equal(tiny.text, greedy30.text, 'temperature 1e-39 with a seed gives the greedy text')
+
     // Sampling with a seed draws from the whole distribution: equal text needs equal probabilities too.
     const sampled = await generateText(reference.model, reference.tokenizer, 'a', { maxNewTokens: 60, temperature: 1, seed: 42 })
     const gotSampled = await generateOnPage(page, 'a', { maxTokens: 60, temperature: 1, seed: 42 })

@@ -5,7 +5,8 @@ import t from 'tap'
 import { pino } from 'pino'
 import { startServer } from '../../server/index.ts'
 import { loadExperimentModel } from '../../server/models.ts'
-import { generateText } from '../../src/infer/generate.ts'
+import { generateText, promptIds } from '../../src/infer/generate.ts'
+import { tokenTexts } from '../../src/tokenizer/pieces.ts'
 import { TOKENIZER_NAMES } from '../../src/tokenizer/index.ts'
 import { writeExportedModel } from '../server/exported-model.ts'
 import { browserTests, generateOnPage, openPage, waitForState, waitForViewState } from './browser.ts'
@@ -35,6 +36,12 @@ await browserTests(t, async ({ root, browser }) => {
       const got = await generateOnPage(page, prompt, { maxTokens: 16, temperature: 0 })
       t.equal(got.state, 'done', got.status ?? '')
       t.equal(got.text, expected.text, 'greedy text equals onnxruntime-node\'s')
+      // The output area shows the prompt as the model reads it (its tokens' own texts) and then the new
+      // text, so the two read as one text: a BPE prompt's last word-final token carries the space after
+      // it ('get '), which the new text then does not start with.
+      const promptText = tokenTexts(reference.tokenizer, promptIds(reference.tokenizer, prompt))!.join('')
+      t.equal(`${got.shownPrompt}${got.text}`, promptText + expected.text, 'the shown text is the prompt\'s token texts, then the new text')
+      if (kind === 'BPE') t.equal(got.shownPrompt, `${prompt} `, 'a BPE prompt shows the space its last token carries')
       t.same(problems, [], 'no errors in the page or the worker')
       await page.close()
     })
