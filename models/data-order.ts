@@ -1,9 +1,9 @@
 // The data order of training: which token rows each optimizer step sees, and where a run stands in that
-// order (so that a resumed run continues it exactly). lmp's shuffled windows over samples, and truncated
-// BPTT's contiguous streams.
+// order (so that a resumed run continues it exactly). lmp's shuffled windows over samples, truncated
+// BPTT's contiguous streams, and nanoGPT's random windows of one token stream.
 import { LmpError } from '../src/errors.ts'
 import { lmWindows } from '../src/data/index.ts'
-import { BOS_ID, PAD_ID, type Tokenizer } from '../src/tokenizer/index.ts'
+import { BOS_ID, PAD_ID, padToMax, type Tokenizer } from '../src/tokenizer/index.ts'
 import { createRng } from '../src/infer/rng.ts'
 
 /** One step's rows; `fresh`: the rows start new streams (TBPTT starts from the zero state). */
@@ -110,6 +110,75 @@ export function tbpttStreams(samples: Iterable<string>, tokenizer: Tokenizer, ba
       cursor = p.cursor
     },
   }
+}
+
+/**
+ * The samples as one token stream, as nanoGPT's character task reads its text: each sample's ids without
+ * BOS and EOS, concatenated. (With `--task nanogpt` there is one sample, the raw text of the split.)
+ */
+export function streamIds(samples: Iterable<string>, tokenizer: Tokenizer): Int32Array {
+  const pieces: number[][] = []
+  let total = 0
+  for (const s of samples) {
+    const ids = tokenizer.enc(s).slice(1, -1)
+    pieces.push(ids)
+    total += ids.length
+  }
+  const out = new Int32Array(total)
+  let at = 0
+  for (const p of pieces) {
+    out.set(p, at)
+    at += p.length
+  }
+  return out
+}
+
+/**
+ * nanoGPT's get_batch: each row a window of the stream at a uniformly random start i in
+ * [0, length - maxSeqLen), inputs ids[i, i+L) and targets ids[i+1, i+1+L) (every position predicted).
+ * The starts of batch k depend only on (seed, k), so the position is the number of batches drawn.
+ * Throws LmpError when the stream is shorter than maxSeqLen + 1 tokens.
+ */
+export function randomWindows(ids: Int32Array, c: { batchSize: number; maxSeqLen: number; seed: number }): DataOrder {
+  const L = c.maxSeqLen
+  if (ids.length < L + 1) throw new LmpError(`the token stream (${ids.length} tokens) is shorter than max_seq_len + 1 = ${L + 1}`)
+  let cursor = 0
+  return {
+    next() {
+      // A stream of its own, apart from dropout's (seed * 1_000_003 + step).
+      const rng = createRng(c.seed * 1_000_003 + cursor + 0x40000000)
+      const inputs: number[][] = []
+      const targets: number[][] = []
+      for (let b = 0; b < c.batchSize; b++) {
+        const i = Math.floor(rng.next() * (ids.length - L))
+        inputs.push(Array.from(ids.subarray(i, i + L)))
+        targets.push(Array.from(ids.subarray(i + 1, i + 1 + L)))
+      }
+      cursor++
+      return { inputs, targets, fresh: true }
+    },
+    position: () => ({ epoch: 0, cursor }),
+    seek(p) {
+      cursor = p.cursor
+    },
+  }
+}
+
+/**
+ * The whole stream once, in order: non-overlapping windows of maxSeqLen, so that every token but the first
+ * is a target exactly once (the last window's tail padded with PAD, which no loss counts). Each target's
+ * context is what precedes it in its window, 0 to maxSeqLen - 1 tokens: the same spread of context lengths
+ * as random windows, so this pass is the value that nanoGPT's random estimate samples.
+ */
+export function fullPassWindows(ids: Int32Array, maxSeqLen: number): { inputs: number[][]; targets: number[][] } {
+  const inputs: number[][] = []
+  const targets: number[][] = []
+  for (let i = 0; i + 1 < ids.length; i += maxSeqLen) {
+    const end = Math.min(i + maxSeqLen, ids.length - 1)
+    inputs.push(padToMax(maxSeqLen, Array.from(ids.subarray(i, end))))
+    targets.push(padToMax(maxSeqLen, Array.from(ids.subarray(i + 1, end + 1))))
+  }
+  return { inputs, targets }
 }
 
 /** Token windows as rows: inputs and targets, with targets that only re-read context set to PAD. */

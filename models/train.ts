@@ -25,7 +25,8 @@ import { writeFileAtomic } from '../src/io/atomic.ts'
 import { readSafetensors, writeSafetensors, type NamedTensor } from './safetensors.ts'
 import { createModel, forwardTf, initWeights, lossTf, type LanguageModel, type ModelConfig } from './lm.ts'
 import { TfOps } from './tf-ops.ts'
-import { shuffledWindows, tbpttStreams, type Position } from './data-order.ts'
+import { randomWindows, shuffledWindows, streamIds, tbpttStreams, type Position } from './data-order.ts'
+import { streamLoss } from './stream-eval.ts'
 
 export { buildWindows, shuffledWindows, tbpttStreams, type Batch, type DataOrder, type Position } from './data-order.ts'
 
@@ -55,6 +56,13 @@ export interface TrainConfig {
   minLr?: number
   /** Validation perplexity every N steps and at the end (0 or absent: off). */
   evalStep?: number
+  /**
+   * nanoGPT's character task: rows are random windows of one token stream (the samples without BOS/EOS,
+   * concatenated), and validation scores the validation stream (models/stream-eval.ts).
+   */
+  randomWindows?: boolean
+  /** With randomWindows: the batches of the validation estimate (nanoGPT's eval_iters; default 200). */
+  evalIters?: number
 }
 
 export interface TrainResult {
@@ -118,6 +126,9 @@ export function validateTrainConfig(c: TrainConfig) {
   if (!(minLr >= 0 && minLr <= c.lr)) throw new LmpError(`must have 0 <= min_lr <= lr, got min_lr ${minLr}`)
   const evalStep = c.evalStep ?? 0
   if (!Number.isInteger(evalStep) || evalStep < 0) throw new LmpError(`eval_step must be an integer >= 0, got ${evalStep}`)
+  const evalIters = c.evalIters ?? 200
+  if (!Number.isInteger(evalIters) || evalIters < 1) throw new LmpError(`eval_iters must be an integer >= 1, got ${evalIters}`)
+  if (c.tbptt && c.randomWindows) throw new LmpError('--tbptt and random windows (--task nanogpt) are two data orders: choose one')
 }
 
 /** What a resume restores, from a checkpoint's optimizer file. */
@@ -147,8 +158,8 @@ export async function train(opts: {
   quiet?: boolean
   /** Called after every optimizer step (benchmarks, tests). */
   onStep?: (info: { step: number; loss: number; ms: number }) => void
-  /** Called after every evaluation. */
-  onEval?: (info: { step: number; valPpl: number; valLoss: number }) => void
+  /** Called after every evaluation; valLossEstimate with randomWindows (nanoGPT's estimate_loss). */
+  onEval?: (info: { step: number; valPpl: number; valLoss: number; valLossEstimate?: number }) => void
 }): Promise<TrainResult> {
   const { dir, trainConfig: c, tokenizer } = opts
   validateTrainConfig(c)
@@ -158,7 +169,10 @@ export async function train(opts: {
   if (c.tbptt && model.kind !== 'recurrent') {
     throw new LmpError(`--tbptt is for recurrent models; ${opts.modelConfig.model} has no state to carry`)
   }
-  const data = c.tbptt ? tbpttStreams(opts.samples, tokenizer, c.batchSize, c.maxSeqLen) : shuffledWindows(opts.samples, tokenizer, c)
+  const data = c.tbptt
+    ? tbpttStreams(opts.samples, tokenizer, c.batchSize, c.maxSeqLen)
+    : c.randomWindows ? randomWindows(streamIds(opts.samples, tokenizer), c) : shuffledWindows(opts.samples, tokenizer, c)
+  const validIds = c.randomWindows && evalStep > 0 ? streamIds(opts.validSamples!, tokenizer) : null
   mkdirSync(dir, { recursive: true })
 
   const saved = opts.resume ? await loadResumePoint(dir, c.totalStep) : null
@@ -281,11 +295,15 @@ export async function train(opts: {
       let newBest = false
       if (evalStep > 0 && (done % evalStep === 0 || done === c.totalStep)) {
         const evalStart = performance.now()
-        const score = await validate(model, vars, tokenizer, opts.validSamples!, c.batchSize)
+        // With random windows: the full pass is valLoss (deterministic, so it picks the best checkpoint).
+        const score = validIds
+          ? streamScore(streamLoss(model, vars, validIds, { ...c, evalIters: c.evalIters ?? 200, seed: c.seed + done }))
+          : { ...(await validate(model, vars, tokenizer, opts.validSamples!, c.batchSize)), estimate: undefined }
         evalMs += performance.now() - evalStart
         const valLoss = score.natsPerToken
-        appendMetrics(metricsPath, { step: done, valPpl: score.ppl, valLoss })
-        opts.onEval?.({ step: done, valPpl: score.ppl, valLoss })
+        const estimate: Record<string, number> = score.estimate !== undefined ? { valLossEstimate: score.estimate } : {}
+        appendMetrics(metricsPath, { step: done, valPpl: score.ppl, valLoss, ...estimate })
+        opts.onEval?.({ step: done, valPpl: score.ppl, valLoss, ...estimate })
         if (!best || valLoss < best.valLoss) {
           best = { step: done, valPpl: score.ppl, valLoss }
           newBest = true
@@ -318,6 +336,8 @@ async function writeBest(dir: string, best: BestCheckpoint) {
   const checkpoint = `ckpt-${best.step}.safetensors`
   await writeFileAtomic(join(dir, 'best.json'), JSON.stringify({ ...best, checkpoint }, null, 2) + '\n')
 }
+
+const streamScore = (s: { full: number; ppl: number; estimate: number }) => ({ natsPerToken: s.full, ppl: s.ppl, estimate: s.estimate })
 
 /**
  * Validation as src/infer/perplexity defines it (BOS never a target, PAD ignored, recurrent models over

@@ -105,8 +105,13 @@ export function blocks(text: string): string[] {
 }
 
 export async function loadTinyShakespeare(ver: string, opts: CorpusOptions): Promise<string[]> {
+  return blocks(await loadTinyShakespeareRaw(ver, opts))
+}
+
+/** The split as nanoGPT's character task reads it: raw characters, newlines kept, nothing normalized. */
+export async function loadTinyShakespeareRaw(ver: string, opts: CorpusOptions): Promise<string> {
   const path = await corpusFile('tiny-shakespeare', TINY_SHAKESPEARE, ['input.txt', 'tiny-shakespeare/input.txt'], opts)
-  return blocks(tinyShakespeareSplit(readFileSync(path, 'utf8'), ver))
+  return tinyShakespeareSplit(readFileSync(path, 'utf8'), ver)
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -171,6 +176,11 @@ export function textFiles(dataPath: string | undefined, ver: string): string[] {
   const all = readdirSync(p).filter((f) => f.endsWith('.txt') && isFile(join(p, f))).sort()
   if (ver !== 'train' || all.length === 0) throw new LmpError(`--data-path ${dataPath} has no ${ver}.txt${ver === 'train' ? ' nor any *.txt' : ''}`)
   return all.map((f) => join(p, f))
+}
+
+/** The files of `text`, raw and concatenated (nanoGPT's character task). */
+export async function loadRawTextFiles(ver: string, opts: CorpusOptions): Promise<string> {
+  return textFiles(opts.dataPath, ver).map((f) => readFileSync(f, 'utf8')).join('')
 }
 
 export async function loadText(ver: string, opts: CorpusOptions): Promise<string[]> {
