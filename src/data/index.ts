@@ -18,6 +18,8 @@ export const DATASETS: Record<string, { versions: string[]; defaultVersion: stri
   'tiny-shakespeare': { versions: ['train', 'valid', 'test'], defaultVersion: 'train' },
   'wiki-text-2': { versions: ['train', 'valid', 'test'], defaultVersion: 'train' },
   'chinese-poem': { versions: CHINESE_POEM_VERSIONS, defaultVersion: '唐' },
+  /** GLUE's WNLI, one sample per sentence (lmp's) */
+  WNLI: { versions: ['train', 'dev', 'test'], defaultVersion: 'train' },
   /** any local text file or folder: needs dataPath */
   text: { versions: ['train', 'valid', 'test'], defaultVersion: 'train' },
 }
@@ -52,6 +54,7 @@ export async function loadDataset(name: string, ver?: string, opts: LoadOptions 
     case 'tiny-shakespeare': return corpora.loadTinyShakespeare(v, opts)
     case 'wiki-text-2': return corpora.loadWikiText2(v, opts)
     case 'chinese-poem': return corpora.loadChinesePoem(v, opts)
+    case 'WNLI': return corpora.loadWnli(v, opts)
     default: return corpora.loadText(v, opts)
   }
 }
