@@ -144,7 +144,7 @@ export async function trainModel(modelName: string, o: Record<string, any>) {
   }
   saveTokenizer(join(dir, 'tokenizer.json'), tokenizer)
   await writeFileAtomic(join(dir, 'config.json'), JSON.stringify(config, null, 2) + '\n')
-  console.error(`training ${modelName} on ${o.dsetName} (${samples.length} samples, vocabulary ${tokenizer.vocabSize}) with TF.js backend '${backend}' → ${dir}`)
+  console.error(`training ${modelName} on ${o.dsetName} (${o.task === 'nanogpt' ? `${samples[0].length} characters as one stream` : `${samples.length} samples`}, vocabulary ${tokenizer.vocabSize}) with TF.js backend '${backend}' → ${dir}`)
   return runTraining({ dir, name: o.expName, modelConfig, trainConfig, tokenizer, samples, validSamples, backend, exportModel: o.export, resume: false })
 }
 
