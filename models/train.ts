@@ -15,8 +15,7 @@ import * as tf from '@tensorflow/tfjs-core'
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { LmpError } from '../src/errors.ts'
-import { lmWindows } from '../src/data/index.ts'
-import { BOS_ID, PAD_ID, type Tokenizer } from '../src/tokenizer/index.ts'
+import type { Tokenizer } from '../src/tokenizer/index.ts'
 import { createRng } from '../src/infer/rng.ts'
 import { scoreTexts } from '../src/infer/perplexity.ts'
 import type { Manifest, StepModel } from '../src/infer/types.ts'
@@ -26,6 +25,10 @@ import { appendLine, writeFileAtomic, WriteError } from '../src/io/atomic.ts'
 import { readSafetensors, writeSafetensors, type NamedTensor } from './safetensors.ts'
 import { createModel, forwardTf, initWeights, lossTf, type LanguageModel, type ModelConfig } from './lm.ts'
 import { TfOps } from './tf-ops.ts'
+import { randomWindows, shuffledWindows, streamIds, tbpttStreams, type Position } from './data-order.ts'
+import { streamLoss } from './stream-eval.ts'
+
+export { buildWindows, shuffledWindows, tbpttStreams, type Batch, type DataOrder, type Position } from './data-order.ts'
 
 export const LR_SCHEDULES = ['linear', 'cosine'] as const
 export type LrSchedule = (typeof LR_SCHEDULES)[number]
@@ -53,6 +56,13 @@ export interface TrainConfig {
   minLr?: number
   /** Validation perplexity every N steps and at the end (0 or absent: off). */
   evalStep?: number
+  /**
+   * nanoGPT's character task: rows are random windows of one token stream (the samples without BOS/EOS,
+   * concatenated), and validation scores the validation stream (models/stream-eval.ts).
+   */
+  randomWindows?: boolean
+  /** With randomWindows: the batches of the validation estimate (nanoGPT's eval_iters; default 200). */
+  evalIters?: number
 }
 
 export interface TrainResult {
@@ -101,17 +111,6 @@ export function isDecayed(name: string): boolean {
   return !name.split('.').some((segment) => /^(ln|layer_?norm|norm)/i.test(segment))
 }
 
-/** Token windows as rows: inputs and targets, with targets that only re-read context set to PAD. */
-export function buildWindows(samples: Iterable<string>, tokenizer: Tokenizer, maxSeqLen: number, stride: number) {
-  const inputs: number[][] = []
-  const targets: number[][] = []
-  for (const w of lmWindows(samples, tokenizer, maxSeqLen, stride)) {
-    inputs.push(w.cur)
-    targets.push(w.next.map((id, i) => (w.isNotCtx[i] ? id : PAD_ID)))
-  }
-  return { inputs, targets }
-}
-
 export function validateTrainConfig(c: TrainConfig) {
   const ints = ['batchSize', 'maxSeqLen', 'stride', 'totalStep', 'warmupStep', 'ckptStep', 'logStep'] as const
   for (const k of ints) if (!Number.isInteger(c[k]) || c[k] < 1) throw new LmpError(`${k} must be an integer >= 1, got ${c[k]}`)
@@ -127,110 +126,9 @@ export function validateTrainConfig(c: TrainConfig) {
   if (!(minLr >= 0 && minLr <= c.lr)) throw new LmpError(`must have 0 <= min_lr <= lr, got min_lr ${minLr}`)
   const evalStep = c.evalStep ?? 0
   if (!Number.isInteger(evalStep) || evalStep < 0) throw new LmpError(`eval_step must be an integer >= 0, got ${evalStep}`)
-}
-
-/** One step's rows; `fresh`: the rows start new streams (TBPTT starts from the zero state). */
-export interface Batch {
-  inputs: number[][]
-  targets: number[][]
-  fresh: boolean
-}
-
-/** Where the data order stands; with the seed, enough to continue it exactly. */
-export interface Position {
-  epoch: number
-  cursor: number
-}
-
-export interface DataOrder {
-  next(): Batch
-  position(): Position
-  seek(p: Position): void
-}
-
-/**
- * lmp's order: windows shuffled anew each epoch. The order of epoch e depends only on (seed, e), so
- * (epoch, cursor) says where a run stands.
- */
-export function shuffledWindows(samples: string[], tokenizer: Tokenizer, c: TrainConfig): DataOrder {
-  const { inputs, targets } = buildWindows(samples, tokenizer, c.maxSeqLen, c.stride)
-  if (inputs.length === 0) throw new LmpError('the dataset has no training windows')
-  let order: number[] = []
-  let epoch = -1
-  let cursor = 0
-  const startEpoch = (e: number) => {
-    epoch = e
-    order = e >= 0 ? shuffle(inputs.length, c.seed + 7919 * (e + 1)) : []
-  }
-  return {
-    next() {
-      const batch: number[] = []
-      while (batch.length < c.batchSize) {
-        if (cursor >= order.length) {
-          startEpoch(epoch + 1)
-          cursor = 0
-        }
-        batch.push(order[cursor++])
-      }
-      return { inputs: batch.map((i) => inputs[i]), targets: batch.map((i) => targets[i]), fresh: true }
-    },
-    position: () => ({ epoch, cursor }),
-    seek(p) {
-      startEpoch(p.epoch)
-      cursor = p.cursor
-    },
-  }
-}
-
-/**
- * Truncated BPTT (char-rnn's layout): the samples' token ids, concatenated, are cut into batchSize
- * contiguous streams; step k of an epoch feeds row b the k-th window of stream b, so the final state of
- * one step is the right initial state of the next. Every epoch walks the streams from the start again.
- * A target BOS is not predicted (PAD), as perplexity never counts it.
- */
-export function tbpttStreams(samples: Iterable<string>, tokenizer: Tokenizer, batchSize: number, maxSeqLen: number): DataOrder & { windowsPerEpoch: number } {
-  const pieces: number[][] = []
-  let total = 0
-  for (const s of samples) {
-    const ids = tokenizer.enc(s)
-    pieces.push(ids)
-    total += ids.length
-  }
-  const ids = new Int32Array(total)
-  let at = 0
-  for (const p of pieces) {
-    ids.set(p, at)
-    at += p.length
-  }
-  const streamLen = Math.floor(total / batchSize)
-  const windowsPerEpoch = Math.floor((streamLen - 1) / maxSeqLen)
-  if (windowsPerEpoch < 1) {
-    throw new LmpError(`--tbptt: the training text (${total} tokens) is too short for ${batchSize} streams of max_seq_len + 1 = ${maxSeqLen + 1} tokens`)
-  }
-  let epoch = 0
-  let cursor = 0
-  return {
-    windowsPerEpoch,
-    next() {
-      if (cursor >= windowsPerEpoch) {
-        epoch++
-        cursor = 0
-      }
-      const inputs: number[][] = []
-      const targets: number[][] = []
-      for (let b = 0; b < batchSize; b++) {
-        const start = b * streamLen + cursor * maxSeqLen
-        inputs.push(Array.from(ids.subarray(start, start + maxSeqLen)))
-        targets.push(Array.from(ids.subarray(start + 1, start + 1 + maxSeqLen), (id) => (id === BOS_ID ? PAD_ID : id)))
-      }
-      return { inputs, targets, fresh: cursor++ === 0 }
-    },
-    position: () => ({ epoch, cursor }),
-    seek(p) {
-      epoch = p.epoch
-      cursor = p.cursor
-    },
-  }
+  const evalIters = c.evalIters ?? 200
+  if (!Number.isInteger(evalIters) || evalIters < 1) throw new LmpError(`eval_iters must be an integer >= 1, got ${evalIters}`)
+  if (c.tbptt && c.randomWindows) throw new LmpError('--tbptt and random windows (--task nanogpt) are two data orders: choose one')
 }
 
 /** What a resume restores, from a checkpoint's optimizer file. */
@@ -260,8 +158,8 @@ export async function train(opts: {
   quiet?: boolean
   /** Called after every optimizer step (benchmarks, tests). */
   onStep?: (info: { step: number; loss: number; ms: number }) => void
-  /** Called after every evaluation. */
-  onEval?: (info: { step: number; valPpl: number; valLoss: number }) => void
+  /** Called after every evaluation; valLossEstimate with randomWindows (nanoGPT's estimate_loss). */
+  onEval?: (info: { step: number; valPpl: number; valLoss: number; valLossEstimate?: number }) => void
 }): Promise<TrainResult> {
   const { dir, trainConfig: c, tokenizer } = opts
   validateTrainConfig(c)
@@ -271,7 +169,10 @@ export async function train(opts: {
   if (c.tbptt && model.kind !== 'recurrent') {
     throw new LmpError(`--tbptt is for recurrent models; ${opts.modelConfig.model} has no state to carry`)
   }
-  const data = c.tbptt ? tbpttStreams(opts.samples, tokenizer, c.batchSize, c.maxSeqLen) : shuffledWindows(opts.samples, tokenizer, c)
+  const data = c.tbptt
+    ? tbpttStreams(opts.samples, tokenizer, c.batchSize, c.maxSeqLen)
+    : c.randomWindows ? randomWindows(streamIds(opts.samples, tokenizer), c) : shuffledWindows(opts.samples, tokenizer, c)
+  const validIds = c.randomWindows && evalStep > 0 ? streamIds(opts.validSamples!, tokenizer) : null
   mkdirSync(dir, { recursive: true })
 
   const saved = opts.resume ? await loadResumePoint(dir, c.totalStep) : null
@@ -397,11 +298,15 @@ export async function train(opts: {
       let newBest = false
       if (evalStep > 0 && (done % evalStep === 0 || done === c.totalStep)) {
         const evalStart = performance.now()
-        const score = await validate(model, vars, tokenizer, opts.validSamples!, c.batchSize)
+        // With random windows: the full pass is valLoss (deterministic, so it picks the best checkpoint).
+        const score = validIds
+          ? streamScore(streamLoss(model, vars, validIds, { ...c, evalIters: c.evalIters ?? 200, seed: c.seed + done }))
+          : { ...(await validate(model, vars, tokenizer, opts.validSamples!, c.batchSize)), estimate: undefined }
         evalMs += performance.now() - evalStart
         const valLoss = score.natsPerToken
-        appendMetrics(metricsPath, { step: done, valPpl: score.ppl, valLoss })
-        opts.onEval?.({ step: done, valPpl: score.ppl, valLoss })
+        const estimate: Record<string, number> = score.estimate !== undefined ? { valLossEstimate: score.estimate } : {}
+        appendMetrics(metricsPath, { step: done, valPpl: score.ppl, valLoss, ...estimate })
+        opts.onEval?.({ step: done, valPpl: score.ppl, valLoss, ...estimate })
         if (!best || valLoss < best.valLoss) {
           best = { step: done, valPpl: score.ppl, valLoss }
           newBest = true
@@ -438,6 +343,8 @@ async function writeBest(dir: string, best: BestCheckpoint) {
   const checkpoint = `ckpt-${best.step}.safetensors`
   await writeFileAtomic(join(dir, 'best.json'), JSON.stringify({ ...best, checkpoint }, null, 2) + '\n')
 }
+
+const streamScore = (s: { full: number; ppl: number; estimate: number }) => ({ natsPerToken: s.full, ppl: s.ppl, estimate: s.estimate })
 
 /**
  * Validation as src/infer/perplexity defines it (BOS never a target, PAD ignored, recurrent models over
@@ -571,15 +478,4 @@ async function forgetAfter(dir: string, step: number) {
       }
     })
   await writeFileAtomic(path, kept.map((l) => l + '\n').join(''))
-}
-
-/** Fisher–Yates shuffle of 0..n-1 with a seeded generator. */
-function shuffle(n: number, seed: number): number[] {
-  const rng = createRng(seed)
-  const a = Array.from({ length: n }, (_, i) => i)
-  for (let i = n - 1; i > 0; i--) {
-    const j = Math.floor(rng.next() * (i + 1))
-    ;[a[i], a[j]] = [a[j], a[i]]
-  }
-  return a
 }

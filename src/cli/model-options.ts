@@ -9,7 +9,7 @@ export const MODEL_OPTIONS: Record<string, OptionSpec> = {
   'd-hid': { type: 'int', default: 128, min: 1, help: 'hidden size (Elman-Net, GRU)' },
   'n-blk': { type: 'int', default: 128, min: 1, help: 'memory cell blocks (LSTMs)' },
   'd-blk': { type: 'int', default: 1, min: 1, help: 'units per block (LSTMs); hidden size = n_blk × d_blk' },
-  'n-lyr': { type: 'int', default: 1, min: 1, help: 'recurrent layers' },
+  'n-lyr': { type: 'int', default: 1, min: 1, help: 'layers (recurrent layers, or Transformer blocks)' },
   'p-emb': { type: 'float', default: 0, min: 0, max: 0.99, help: 'dropout on embeddings' },
   'p-hid': { type: 'float', default: 0, min: 0, max: 0.99, help: 'dropout on hidden layers' },
   'init-lower': { type: 'float', default: -0.1, help: 'uniform init, lower bound' },

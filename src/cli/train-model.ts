@@ -7,16 +7,19 @@ import { LmpError } from '../errors.ts'
 import { clearRun, expDir, existingExpDir, readJson, refuseToReplace } from '../exp.ts'
 import { removeTempFiles, writeError, writeFileAtomic, WriteError } from '../io/atomic.ts'
 import { withFolderLock } from '../io/lock.ts'
-import { DATASETS, loadDataset } from '../data/index.ts'
+import { DATASETS, loadDataset, loadRawText } from '../data/index.ts'
 import { createTokenizer, TOKENIZER_NAMES, type Tokenizer } from '../tokenizer/index.ts'
 import { loadTokenizer, saveTokenizer } from '../tokenizer/io.ts'
 import { MODEL_OPTIONS, MODELS, modelConfigFromOptions } from './model-options.ts'
 
 export { MODEL_OPTIONS }
 
+export const TASKS = ['lmp', 'nanogpt']
+
 export const TRAIN_OPTIONS: Record<string, OptionSpec> = {
   'exp-name': { type: 'string', default: 'my_model_exp', help: 'experiment name (folder exp/NAME)' },
   'dset-name': { type: 'string', default: 'demo', choices: Object.keys(DATASETS), help: 'dataset' },
+  task: { type: 'string', default: 'lmp', choices: TASKS, help: "lmp: the dataset's normalized samples as windows; nanogpt: nanoGPT's character task (the split's raw text as one stream, newlines kept, random windows, --eval-iters estimate beside a full pass)" },
   ver: { type: 'string', help: "dataset version (split) to train on (default: the dataset's train split)" },
   'data-path': { type: 'string', help: 'a local copy of the dataset (file or folder), for offline machines' },
   'tknzr-exp-name': { type: 'string', help: 'use the tokenizer of this experiment (lmp train-tknzr) instead of training one' },
@@ -32,21 +35,35 @@ export const TRAIN_OPTIONS: Record<string, OptionSpec> = {
   'weight-decay': { type: 'float', default: 0, min: 0, help: 'decoupled weight decay (not on biases and LayerNorm gains)' },
   'max-norm': { type: 'float', default: 10, min: 0, help: 'clip gradients to this global L2 norm (0: off)' },
   'max-seq-len': { type: 'int', default: 32, min: 1, help: 'context window length' },
-  stride: { type: 'int', default: 32, min: 1, help: 'step between window starts (<= max_seq_len; not used with --tbptt)' },
+  stride: { type: 'int', min: 1, help: 'step between window starts (<= max_seq_len; default: max_seq_len; not used with --tbptt or --task nanogpt)' },
   tbptt: { type: 'boolean', default: false, help: 'truncated BPTT (recurrent models): batch rows are contiguous streams of the text, the state carried from step to step' },
   'total-step': { type: 'int', default: 10000, min: 1, help: 'optimizer steps' },
-  'warmup-step': { type: 'int', default: 1000, min: 1, help: 'linear warmup steps, then the --lr-schedule decay' },
+  'warmup-step': { type: 'int', min: 1, help: 'linear warmup steps, then the --lr-schedule decay (default: a tenth of --total-step)' },
   'lr-schedule': { type: 'string', default: 'linear', choices: ['linear', 'cosine'], help: 'decay after warmup, down to --min-lr at --total-step' },
   'min-lr': { type: 'float', default: 0, min: 0, help: 'learning rate at the end of the decay' },
   'ckpt-step': { type: 'int', default: 1000, min: 1, help: 'save a checkpoint every N steps (and at the end)' },
   'log-step': { type: 'int', default: 100, min: 1, help: 'write the mean loss to metrics.jsonl every N steps' },
   'eval-step': { type: 'int', default: 0, min: 0, help: 'validation perplexity every N steps and at the end, into metrics.jsonl; the best checkpoint is named in best.json (0: off)' },
   'eval-ver': { type: 'string', default: 'valid', help: 'dataset version (split) that --eval-step scores' },
+  'eval-iters': { type: 'int', default: 200, min: 1, help: "--task nanogpt: batches of random windows in the validation estimate (nanoGPT's eval_iters)" },
   seed: { type: 'int', default: 42, help: 'random seed (init, data order, dropout)' },
   resume: { type: 'boolean', default: false, help: "continue exp/NAME from its last checkpoint, with the options of its config.json (the same losses as a run never stopped)" },
   overwrite: { type: 'boolean', default: false, help: 'delete the run already in exp/NAME (checkpoints, metrics, config, best.json, onnx/) and start over; without it an existing experiment is refused' },
   backend: { type: 'string', default: 'auto', choices: ['auto', 'tensorflow', 'webgpu', 'wasm', 'cpu'], help: 'TF.js backend (auto: tensorflow, then webgpu on a real GPU, then wasm, then cpu)' },
   export: { type: 'boolean', default: true, help: 'export the final model to exp/NAME/onnx (--no-export to skip)' },
+}
+
+/**
+ * Options that default to a function of others, so that the defaults hold at any --total-step and
+ * --max-seq-len: warmup a tenth of the steps (1,000 of the default 10,000), stride the window length.
+ */
+export function withDerivedDefaults(o: Record<string, any>): Record<string, any> {
+  return { ...o, warmupStep: o.warmupStep ?? Math.max(1, Math.round(o.totalStep / 10)), stride: o.stride ?? o.maxSeqLen }
+}
+
+/** One split as the task reads it: lmp's samples, or (nanogpt) the raw text as a single sample. */
+async function loadSplit(task: string, name: string, ver: string | undefined, dataPath: string | undefined): Promise<string[]> {
+  return task === 'nanogpt' ? [await loadRawText(name, ver, { dataPath })] : loadDataset(name, ver, { dataPath })
 }
 
 export const command: Command = {
@@ -62,6 +79,14 @@ export const command: Command = {
 }
 
 async function getTokenizer(o: Record<string, any>, samples: string[]): Promise<Tokenizer> {
+  if (o.task === 'nanogpt') {
+    if (o.tknzrExpName || o.tknzr !== 'character' || o.isUncased || o.maxVocab !== -1 || o.minCount !== 0) {
+      throw new LmpError('--task nanogpt has its own vocabulary (the raw characters of the training text): drop --tknzr, --tknzr-exp-name, --is-uncased, --max-vocab and --min-count')
+    }
+    const tk = createTokenizer('character', { isRaw: true } as object)
+    tk.buildVocab(samples)
+    return tk
+  }
   if (o.tknzrExpName) return loadTokenizer(join(existingTokenizerDir(o.tknzrExpName), 'tokenizer.json'))
   if (o.tknzr === 'gpt2') {
     const { loadGpt2 } = await import('../tokenizer/gpt2.ts' as string)
@@ -82,12 +107,13 @@ function existingTokenizerDir(name: string): string {
 export async function trainModel(modelName: string, o: Record<string, any>) {
   if (o.resume && o.overwrite) throw new LmpError('--resume continues an experiment and --overwrite deletes it: give one of them')
   if (o.resume) return resumeModel(modelName, o)
+  o = withDerivedDefaults(o)
   const dir = expDir(o.expName)
   const replace = { overwrite: Boolean(o.overwrite), keepsTokenizer: o.tknzrExpName === o.expName }
   refuseToReplace(dir, o.expName, replace)
-  const samples = await loadDataset(o.dsetName, o.ver, { dataPath: o.dataPath })
+  const samples = await loadSplit(o.task, o.dsetName, o.ver, o.dataPath)
   if (!samples.some((x) => x.length > 0)) throw new LmpError(`dataset '${o.dsetName}' has no text to train on${o.dataPath ? ` (${o.dataPath})` : ''}`)
-  const validSamples = o.evalStep > 0 ? await loadDataset(o.dsetName, o.evalVer, { dataPath: o.dataPath }) : undefined
+  const validSamples = o.evalStep > 0 ? await loadSplit(o.task, o.dsetName, o.evalVer, o.dataPath) : undefined
   const tokenizer = await getTokenizer(o, samples)
   const modelConfig = modelConfigFromOptions(modelName, tokenizer.vocabSize, o)
   const trainConfig = {
@@ -95,6 +121,7 @@ export async function trainModel(modelName: string, o: Record<string, any>) {
     maxNorm: o.maxNorm, maxSeqLen: o.maxSeqLen, stride: o.stride, totalStep: o.totalStep, warmupStep: o.warmupStep,
     ckptStep: o.ckptStep, logStep: o.logStep, seed: o.seed,
     tbptt: o.tbptt, lrSchedule: o.lrSchedule, minLr: o.minLr, evalStep: o.evalStep,
+    ...(o.task === 'nanogpt' ? { randomWindows: true, evalIters: o.evalIters } : {}),
   }
   // Validate everything before touching the experiment folder or loading TF.js.
   const { createModel } = await import('../../models/lm.ts')
@@ -124,7 +151,8 @@ export async function trainModel(modelName: string, o: Record<string, any>) {
       throw writeError(join(dir, 'tokenizer.json'), e)
     }
     await writeFileAtomic(join(dir, 'config.json'), JSON.stringify(config, null, 2) + '\n')
-    console.error(`training ${modelName} on ${o.dsetName} (${samples.length} samples, vocabulary ${tokenizer.vocabSize}) with TF.js backend '${describeBackend(backend)}' → ${dir}`)
+    const what = o.task === 'nanogpt' ? `${samples[0].length} characters as one stream` : `${samples.length} samples`
+    console.error(`training ${modelName} on ${o.dsetName} (${what}, vocabulary ${tokenizer.vocabSize}) with TF.js backend '${describeBackend(backend)}' → ${dir}`)
     return runTraining({ dir, name: o.expName, modelConfig, trainConfig, tokenizer, samples, validSamples, backend, exportModel: o.export, resume: false })
   })
 }
@@ -148,8 +176,9 @@ async function resumeLocked(dir: string, config: any, o: Record<string, any>) {
   const tokenizer = loadTokenizer(join(dir, 'tokenizer.json'))
   const data = config.data
   const dataPath = o.dataPath ?? data.dataPath ?? undefined
-  const samples = await loadDataset(data.dsetName, data.ver ?? undefined, { dataPath })
-  const validSamples = config.train.evalStep > 0 ? await loadDataset(data.dsetName, data.evalVer ?? 'valid', { dataPath }) : undefined
+  const task = config.train.randomWindows ? 'nanogpt' : 'lmp'
+  const samples = await loadSplit(task, data.dsetName, data.ver ?? undefined, dataPath)
+  const validSamples = config.train.evalStep > 0 ? await loadSplit(task, data.dsetName, data.evalVer ?? 'valid', dataPath) : undefined
   const { resumableSteps } = await import('../../models/train.ts')
   const steps = resumableSteps(dir)
   if (steps.length === 0) throw new LmpError(`nothing to resume in ${dir}: no checkpoint with its optimizer state`)

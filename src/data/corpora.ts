@@ -105,8 +105,13 @@ export function blocks(text: string): string[] {
 }
 
 export async function loadTinyShakespeare(ver: string, opts: CorpusOptions): Promise<string[]> {
+  return blocks(await loadTinyShakespeareRaw(ver, opts))
+}
+
+/** The split as nanoGPT's character task reads it: raw characters, newlines kept, nothing normalized. */
+export async function loadTinyShakespeareRaw(ver: string, opts: CorpusOptions): Promise<string> {
   const path = await corpusFile('tiny-shakespeare', TINY_SHAKESPEARE, ['input.txt', 'tiny-shakespeare/input.txt'], opts)
-  return blocks(tinyShakespeareSplit(readFileSync(path, 'utf8'), ver))
+  return tinyShakespeareSplit(readFileSync(path, 'utf8'), ver)
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -153,6 +158,57 @@ export async function loadChinesePoem(ver: string, opts: CorpusOptions): Promise
 }
 
 // ---------------------------------------------------------------------------------------------------------
+// WNLI (GLUE), lmp's fourth dataset: WNLI/{train,dev,test}.tsv inside WNLI.zip, cached as the zip itself
+// (lmp looked for `wnli.{ver}` but wrote `wnli.{ver}.tsv`, so it downloaded again every time: here the
+// cached zip is used whenever its checksum matches). The MD5 is the one torchtext publishes for this URL.
+export const WNLI_VERSIONS = ['train', 'dev', 'test']
+
+export const WNLI: Source = {
+  rel: 'wnli/WNLI.zip',
+  url: 'https://dl.fbaipublicfiles.com/glue/data/WNLI.zip',
+  sha256: null,
+  md5: 'a1b4bd2861017d302d29e42139657a42',
+}
+
+/** Python 3's `\w` (letters, digits, underscore of any script), for lmp's spacing rules below. */
+const W = '[\\p{L}\\p{N}_]'
+const SPACING: [RegExp, string][] = [
+  [new RegExp(`(${W})([,.!?:;"'-])`, 'gu'), '$1 $2'],
+  [new RegExp(`(["])(${W})`, 'gu'), '$1 $2'],
+  [new RegExp(`(${W})('${W})\\s+`, 'gu'), '$1 $2 '],
+]
+
+/** lmp's WNLI spacing: punctuation split from the word before it, `"` from the word after, `'s` kept apart. */
+export function wnliSpacing(sentence: string): string {
+  return SPACING.reduce((s, [re, to]) => s.replace(re, to), sentence)
+}
+
+/**
+ * lmp's WNLI samples: the normalized `sentence1` column, then the `sentence2` column, each sentence one
+ * sample after lmp's spacing. Fields are split on tabs (no CSV quoting: the sentences hold bare quotes).
+ */
+export function wnliSamples(tsv: string): string[] {
+  const [header, ...rows] = tsv.replace(/^\uFEFF/, '').split(/\r?\n/).filter((l) => l !== '').map((l) => l.split('\t'))
+  const col = (name: string) => {
+    const i = header?.indexOf(name) ?? -1
+    if (i < 0) throw new LmpError(`WNLI file has no column '${name}' (columns: ${header?.join(', ')})`)
+    return i
+  }
+  const s1 = col('sentence1')
+  const s2 = col('sentence2')
+  const column = (i: number) => rows.map((r) => wnliSpacing(normSample(r[i] ?? '')))
+  return [...column(s1), ...column(s2)]
+}
+
+/** `src`: the file to fetch (tests pass a copy's checksum); the zip, or a .tsv given as --data-path. */
+export async function loadWnli(ver: string, opts: CorpusOptions, src: Source = WNLI): Promise<string[]> {
+  const path = await corpusFile('WNLI', src, ['WNLI.zip', `${ver}.tsv`, `WNLI/${ver}.tsv`], opts)
+  const raw = readFileSync(path)
+  const tsv = path.endsWith('.tsv') ? raw : readZipMember(raw, `WNLI/${ver}.tsv`, path)
+  return wnliSamples(tsv.toString('utf8'))
+}
+
+// ---------------------------------------------------------------------------------------------------------
 // Any local text: a file, or a folder holding {ver}.txt (else, for train, every *.txt in it, by name).
 // One sample per line, or per blank-line-separated block; samples are normalized and empty ones dropped.
 export const TEXT_VERSIONS = ['train', 'valid', 'test']
@@ -171,6 +227,11 @@ export function textFiles(dataPath: string | undefined, ver: string): string[] {
   const all = readdirSync(p).filter((f) => f.endsWith('.txt') && isFile(join(p, f))).sort()
   if (ver !== 'train' || all.length === 0) throw new LmpError(`--data-path ${dataPath} has no ${ver}.txt${ver === 'train' ? ' nor any *.txt' : ''}`)
   return all.map((f) => join(p, f))
+}
+
+/** The files of `text`, raw and concatenated (nanoGPT's character task). */
+export async function loadRawTextFiles(ver: string, opts: CorpusOptions): Promise<string> {
+  return textFiles(opts.dataPath, ver).map((f) => readFileSync(f, 'utf8')).join('')
 }
 
 export async function loadText(ver: string, opts: CorpusOptions): Promise<string[]> {

@@ -10,11 +10,13 @@ export interface RemoteFile {
   url: string
   /** null where no checksum is known offline (the file is still only trusted once complete and renamed) */
   sha256: string | null
+  /** An MD5 to check as well, where that is the only checksum published (GLUE's WNLI.zip). */
+  md5?: string
   size?: number
 }
 
-export async function sha256File(path: string): Promise<string> {
-  const hash = createHash('sha256')
+export async function sha256File(path: string, algorithm = 'sha256'): Promise<string> {
+  const hash = createHash(algorithm)
   for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer)
   return hash.digest('hex')
 }
@@ -23,6 +25,7 @@ export async function sha256File(path: string): Promise<string> {
 export async function isValidCopy(path: string, file: RemoteFile): Promise<boolean> {
   if (!existsSync(path) || !statSync(path).isFile()) return false
   if (file.size !== undefined && statSync(path).size !== file.size) return false
+  if (file.md5 !== undefined && (await sha256File(path, 'md5')) !== file.md5) return false
   return file.sha256 === null || (await sha256File(path)) === file.sha256
 }
 
@@ -74,11 +77,13 @@ export async function downloadFile(file: RemoteFile, dest: string, offlineHint: 
     const total = Number(res.headers.get('content-length')) || file.size
     const bar = progressBar(basename(dest), total)
     const hash = createHash('sha256')
+    const md5 = createHash('md5')
     const out = createWriteStream(tmp)
     let done = 0
     try {
       for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
         hash.update(chunk)
+        md5.update(chunk)
         done += chunk.length
         if (!out.write(chunk)) await new Promise<void>((r) => out.once('drain', () => r()))
         bar.update(done)
@@ -94,6 +99,10 @@ export async function downloadFile(file: RemoteFile, dest: string, offlineHint: 
     const digest = hash.digest('hex')
     if (file.sha256 !== null && digest !== file.sha256) {
       throw new LmpError(`download of ${file.url} has sha256 ${digest}, expected ${file.sha256}`)
+    }
+    const md5Digest = md5.digest('hex')
+    if (file.md5 !== undefined && md5Digest !== file.md5) {
+      throw new LmpError(`download of ${file.url} has md5 ${md5Digest}, expected ${file.md5}`)
     }
     renameSync(tmp, dest)
     bar.end(done)

@@ -18,6 +18,8 @@ export const DATASETS: Record<string, { versions: string[]; defaultVersion: stri
   'tiny-shakespeare': { versions: ['train', 'valid', 'test'], defaultVersion: 'train' },
   'wiki-text-2': { versions: ['train', 'valid', 'test'], defaultVersion: 'train' },
   'chinese-poem': { versions: CHINESE_POEM_VERSIONS, defaultVersion: '唐' },
+  /** GLUE's WNLI, one sample per sentence (lmp's) */
+  WNLI: { versions: ['train', 'dev', 'test'], defaultVersion: 'train' },
   /** any local text file or folder: needs dataPath */
   text: { versions: ['train', 'valid', 'test'], defaultVersion: 'train' },
 }
@@ -33,20 +35,38 @@ export interface LoadOptions {
   sampleBy?: 'line' | 'block'
 }
 
-/** The samples of one version of a dataset; unknown name/version -> LmpError listing the valid ones. */
-export async function loadDataset(name: string, ver?: string, opts: LoadOptions = {}): Promise<string[]> {
+function checkedVersion(name: string, ver?: string): string {
   const info = DATASETS[name]
   if (!info) throw new LmpError(`unknown dataset '${name}': must be one of ${Object.keys(DATASETS).join(', ')}`)
   const v = ver ?? info.defaultVersion
   if (!info.versions.includes(v)) {
     throw new LmpError(`unknown version '${v}' of dataset '${name}': must be one of ${info.versions.join(', ')}`)
   }
+  return v
+}
+
+/** The samples of one version of a dataset; unknown name/version -> LmpError listing the valid ones. */
+export async function loadDataset(name: string, ver?: string, opts: LoadOptions = {}): Promise<string[]> {
+  const v = checkedVersion(name, ver)
   if (name === 'demo') return demoSamples(v)
   const corpora = await import('./corpora.ts')
   switch (name) {
     case 'tiny-shakespeare': return corpora.loadTinyShakespeare(v, opts)
     case 'wiki-text-2': return corpora.loadWikiText2(v, opts)
     case 'chinese-poem': return corpora.loadChinesePoem(v, opts)
+    case 'WNLI': return corpora.loadWnli(v, opts)
     default: return corpora.loadText(v, opts)
   }
+}
+
+/**
+ * One version of a dataset as a single raw text, for nanoGPT's character task (`--task nanogpt`):
+ * tiny-shakespeare's split and `text`'s files exactly as stored (newlines kept, nothing normalized);
+ * the other datasets, which only exist as samples, as their samples joined by newlines.
+ */
+export async function loadRawText(name: string, ver?: string, opts: LoadOptions = {}): Promise<string> {
+  const v = checkedVersion(name, ver)
+  if (name === 'tiny-shakespeare') return (await import('./corpora.ts')).loadTinyShakespeareRaw(v, opts)
+  if (name === 'text') return (await import('./corpora.ts')).loadRawTextFiles(v, opts)
+  return (await loadDataset(name, v, opts)).join('\n')
 }

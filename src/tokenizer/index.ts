@@ -31,7 +31,7 @@ export const TOKENIZER_NAMES: readonly TokenizerName[] = ['character', 'whitespa
 
 type Factory = (opts: TokenizerOptions) => Tokenizer
 const factories: Partial<Record<TokenizerName, Factory>> = {
-  character: (o) => new CharTokenizer(o),
+  character: (o) => new CharTokenizer(o as TokenizerOptions & { isRaw?: boolean }),
   whitespace: (o) => new WhitespaceTokenizer(o),
   BPE: (o) => new BPETokenizer(o),
 }
@@ -67,7 +67,8 @@ export function tokenizerFromJSON(json: unknown): Tokenizer {
       maxVocab: json.max_vocab as number,
       minCount: json.min_count as number,
       nMerge: (json.n_merge as number | undefined) ?? undefined,
-    })
+      ...(json.is_raw !== undefined ? { isRaw: json.is_raw as boolean } : {}),
+    } as TokenizerOptions)
   } catch (err) {
     if (err instanceof LmpError && err.message.startsWith('the gpt2')) throw err
     throw bad((err as Error).message)

@@ -1,5 +1,6 @@
 // The README's main command, as a new user runs it: `lmp demo` with its defaults trains, exports, scores,
-// generates and serves; the demo model reaches test perplexity <= 1.6; the printed URL serves a page that
+// generates and serves; the demo model reaches test perplexity <= 1.6 and writes >= 90% of the test split's
+// sums right (greedy), and its printed example is a right sum; the printed URL serves a page that
 // generates the same text in Chromium; `npm run demo` builds that page first; SIGTERM stops it cleanly.
 import t from 'tap'
 import { spawn, spawnSync } from 'node:child_process'
@@ -7,6 +8,7 @@ import { existsSync, mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { generateOnPage, launch, missingBrowser, waitForState } from '../web/browser.ts'
+import { DEMO_DEFAULTS } from '../../src/cli/demo.ts'
 
 const repo = fileURLToPath(new URL('../..', import.meta.url))
 const root = t.testdir({})
@@ -30,9 +32,12 @@ const url = await new Promise<string>((resolve, reject) => {
   exited.then((code) => { clearInterval(timer); reject(new Error(`lmp demo exited (${code}) before serving:\n${stdout}\n${stderr}`)) })
 })
 
+const generated = JSON.parse(/^If you add 12 to 34 you get → (".*")$/m.exec(stdout)?.[1] ?? 'null')
+
 t.test('the demo prints each stage', async (t) => {
-  t.match(stderr, /train .*500\/500/, 'a progress bar')
-  t.match(stdout, /trained 500 steps: loss [\d.]+, \d+ tokens\/s \(wasm\)/)
+  const steps = DEMO_DEFAULTS['total-step']
+  t.match(stderr, new RegExp(`train .*${steps}/${steps}`), 'a progress bar')
+  t.match(stdout, new RegExp(`trained ${steps} steps: loss [\\d.]+, \\d+ tokens/s \\(wasm\\)`))
   t.match(stdout, /exported ONNX to .*demo\/onnx/)
   const test = Number(/^test: ppl ([\d.]+)/m.exec(stdout)?.[1])
   const valid = Number(/^valid: ppl ([\d.]+)/m.exec(stdout)?.[1])
@@ -40,7 +45,19 @@ t.test('the demo prints each stage', async (t) => {
   t.ok(test > 1 && test <= 1.6, `test perplexity ${test} <= 1.6`)
 })
 
-const generated = JSON.parse(/^If you add 12 to 34 you get → (".*")$/m.exec(stdout)?.[1] ?? 'null')
+t.test('the demo adds: >= 90% of the test split greedy and exact, and right examples', async (t) => {
+  const acc = (ver: string) => /^(\w+): accuracy ([\d.]+)% \((\d+)\/(\d+) greedy sums exact\)(?:, e\.g\. (".*"))?$/m.exec(stdout.split('\n').filter((l) => l.startsWith(`${ver}: accuracy`)).join('\n'))
+  const test = acc('test')
+  const valid = acc('valid')
+  t.ok(test && valid, 'an accuracy line for test and valid')
+  t.equal(Number(test?.[4]), 100, 'over the 100 test samples')
+  t.equal(Number(valid?.[4]), 4950, 'over the 4,950 valid samples (a > b: reported, not targeted)')
+  t.ok(Number(test?.[3]) >= 90, `test accuracy ${test?.[2]}% >= 90%`)
+  const example = JSON.parse(test?.[5] ?? 'null') as string | null
+  const m = /^if you add (\d+) to (\d+) you get (\d+) \.$/.exec(example ?? '')
+  t.ok(m && Number(m[1]) + Number(m[2]) === Number(m[3]), `the test example is a right sum: ${example}`)
+  t.equal(generated, ' 46 .', 'If you add 12 to 34 you get 46 .')
+})
 
 t.test('the server answers with the same greedy text', async (t) => {
   t.equal((await fetch(`${url}/health`)).status, 200)

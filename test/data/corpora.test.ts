@@ -12,7 +12,7 @@ import { LmpError } from '../../src/errors.ts'
 const SHARED = '../shared/data' // relative to the repo root, where tap runs
 
 t.test('registry: lmp names and versions', async (t) => {
-  t.same(Object.keys(DATASETS), ['demo', 'tiny-shakespeare', 'wiki-text-2', 'chinese-poem', 'text'])
+  t.same(Object.keys(DATASETS), ['demo', 'tiny-shakespeare', 'wiki-text-2', 'chinese-poem', 'WNLI', 'text'])
   t.equal(DATASETS['chinese-poem'].versions.length, 27)
   t.equal(DATASETS['chinese-poem'].defaultVersion, '唐')
   t.equal(DATASETS['wiki-text-2'].defaultVersion, 'train')
