@@ -53,6 +53,17 @@ const stopSchema = {
   ],
 }
 
+/** The sampling fields completions and chat completions share (OpenAI's names, plus top_k and repetition_penalty). */
+const samplingProperties = (limits: ServerLimits) => ({
+  temperature: { type: ['number', 'null'], minimum: 0, maximum: 100 },
+  top_p: { type: ['number', 'null'], minimum: 0, maximum: 1 },
+  top_k: { type: ['integer', 'null'], minimum: 0, maximum: maxInt },
+  repetition_penalty: { type: ['number', 'null'], exclusiveMinimum: 0, maximum: 100 },
+  n: { type: ['integer', 'null'], minimum: 1, maximum: limits.maxChoices },
+  stop: stopSchema,
+  seed: { type: ['integer', 'null'], minimum: 0, maximum: maxInt },
+})
+
 export function schemas(limits: ServerLimits) {
   return {
     completions: {
@@ -69,13 +80,7 @@ export function schemas(limits: ServerLimits) {
           ],
         },
         max_tokens: { type: ['integer', 'null'], minimum: 0, maximum: limits.maxTokens },
-        temperature: { type: ['number', 'null'], minimum: 0, maximum: 100 },
-        top_p: { type: ['number', 'null'], minimum: 0, maximum: 1 },
-        top_k: { type: ['integer', 'null'], minimum: 0, maximum: maxInt },
-        repetition_penalty: { type: ['number', 'null'], exclusiveMinimum: 0, maximum: 100 },
-        n: { type: ['integer', 'null'], minimum: 1, maximum: limits.maxChoices },
-        stop: stopSchema,
-        seed: { type: ['integer', 'null'], minimum: 0, maximum: maxInt },
+        ...samplingProperties(limits),
         logprobs: { type: ['integer', 'null'], minimum: 0, maximum: 5 },
         echo: { type: ['boolean', 'null'] },
         stream: { type: ['boolean', 'null'] },
@@ -119,13 +124,7 @@ export function schemas(limits: ServerLimits) {
         },
         max_tokens: { type: ['integer', 'null'], minimum: 0, maximum: limits.maxTokens },
         max_completion_tokens: { type: ['integer', 'null'], minimum: 0, maximum: limits.maxTokens },
-        temperature: { type: ['number', 'null'], minimum: 0, maximum: 100 },
-        top_p: { type: ['number', 'null'], minimum: 0, maximum: 1 },
-        top_k: { type: ['integer', 'null'], minimum: 0, maximum: maxInt },
-        repetition_penalty: { type: ['number', 'null'], exclusiveMinimum: 0, maximum: 100 },
-        n: { type: ['integer', 'null'], minimum: 1, maximum: limits.maxChoices },
-        stop: stopSchema,
-        seed: { type: ['integer', 'null'], minimum: 0, maximum: maxInt },
+        ...samplingProperties(limits),
         logprobs: { type: ['boolean', 'null'] },
         top_logprobs: { type: ['integer', 'null'], minimum: 0, maximum: 5 },
         stream: { type: ['boolean', 'null'] },
