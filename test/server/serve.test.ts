@@ -88,14 +88,22 @@ t.test('lmp serve prints the URL, and SIGTERM lets an in-flight request finish',
     child.on('exit', () => reject(new Error(`lmp serve exited: ${stderr}`)))
   })
   t.match(stdout, /^lmp: serving tiny at http:\/\/127\.0\.0\.1:\d+\/\n/)
-  // A request that is still running when SIGTERM arrives.
-  const inFlight = fetch(url + 'v1/completions', {
+  // A request that is still running when SIGTERM arrives: SIGTERM goes as soon as its first chunk is here
+  // (a fixed sleep raced the tiny model, which generates 2,000 tokens in ~150 ms on an idle machine).
+  const response = await fetch(url + 'v1/completions', {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify({ prompt: 'If you add 12 to 30 you get', max_tokens: 2000, temperature: 0, stream: true }),
-  }).then((r) => r.text())
+  })
+  const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader()
+  const firstChunk = (await reader.read()).value ?? ''
   let finished = false
-  void inFlight.then(() => (finished = true))
+  const inFlight = (async () => {
+    let text = firstChunk
+    for (let r = await reader.read(); !r.done; r = await reader.read()) text += r.value
+    finished = true
+    return text
+  })()
   // An idle keep-alive socket at SIGTERM (issue 14 item 13).
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 })
   t.teardown(() => agent.destroy())
@@ -108,7 +116,6 @@ t.test('lmp serve prints the URL, and SIGTERM lets an in-flight request finish',
     req.end('{"text":"ab"}')
   })
   t.equal((await tokenize()).status, 200)
-  await new Promise((r) => setTimeout(r, 150))
   t.notOk(finished, 'the request is still running at SIGTERM')
   const sawSigterm = new Promise<void>((resolve) => child.stderr.on('data', () => { if (/SIGTERM/.test(stderr)) resolve() }))
   child.kill('SIGTERM')
