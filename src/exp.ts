@@ -80,7 +80,18 @@ const RUN_FILE = /^ckpt-\d+\.(optim\.)?safetensors$|^metrics\.jsonl$|^config\.js
 
 /** The files and folders of a training run in `dir` (none when it does not exist), sorted. */
 export function runFiles(dir: string): string[] {
-  return existsSync(dir) ? readdirSync(dir).filter((f) => RUN_FILE.test(f)).sort() : []
+  if (!existsSync(dir)) return []
+  // `lmp train-tknzr` writes a config.json too: with a tokenizer, it is not a run.
+  const tokenizerOnly = (f: string) => f === 'config.json' && readJsonOr(join(dir, f))?.command === 'train-tknzr'
+  return readdirSync(dir).filter((f) => RUN_FILE.test(f) && !tokenizerOnly(f)).sort()
+}
+
+function readJsonOr(path: string): Record<string, unknown> | undefined {
+  try {
+    return JSON.parse(readFileSync(path, 'utf8'))
+  } catch {
+    return undefined
+  }
 }
 
 /**
@@ -88,12 +99,13 @@ export function runFiles(dir: string): string[] {
  * delete a trained experiment by accident. A folder with only a tokenizer (`lmp train-tknzr`) is refused too,
  * unless that tokenizer is the one the run uses (`keepsTokenizer`).
  */
-export function refuseToReplace(dir: string, name: string, opts: { overwrite: boolean; keepsTokenizer: boolean }): void {
+export function refuseToReplace(dir: string, name: string, opts: { overwrite: boolean; keepsTokenizer: boolean; resumable?: boolean }): void {
   if (opts.overwrite) return
   const found = runFiles(dir)
   if (found.length === 0 && (opts.keepsTokenizer || !existsSync(join(dir, 'tokenizer.json')))) return
-  const what = found.length ? `${found.length} files of a run (${found.slice(0, 3).join(', ')}${found.length > 3 ? ', ...' : ''})` : 'a tokenizer'
-  throw new LmpError(`experiment '${name}' already exists (${dir} holds ${what}): use --resume to continue it, or --overwrite to delete it and start over`, 409)
+  const what = found.length ? `${found.length} file${found.length === 1 ? '' : 's'} of a run (${found.slice(0, 3).join(', ')}${found.length > 3 ? ', ...' : ''})` : 'a tokenizer'
+  const hint = opts.resumable === false ? 'use another --exp-name, or --overwrite to delete it and start over' : 'use --resume to continue it, or --overwrite to delete it and start over'
+  throw new LmpError(`experiment '${name}' already exists (${dir} holds ${what}): ${hint}`, 409)
 }
 
 /** Deletes the run in `dir` (checkpoints, metrics, config, best.json, onnx/), leaving anything else; `--overwrite`. */

@@ -5,7 +5,8 @@ import type { Command } from './index.ts'
 import { DATASETS, loadDataset } from '../data/index.ts'
 import { createTokenizer, UNK_ID, type Tokenizer } from '../tokenizer/index.ts'
 import { saveTokenizer } from '../tokenizer/io.ts'
-import { expDir } from '../exp.ts'
+import { clearRun, expDir, refuseToReplace } from '../exp.ts'
+import { withFolderLock } from '../io/lock.ts'
 import { writeFileAtomic } from '../io/atomic.ts'
 
 export const command: Command = {
@@ -24,6 +25,7 @@ export const command: Command = {
       'min-count': { type: 'int', default: 0, min: 0, help: 'drop tokens (BPE: stop merging at pairs) seen fewer times' },
       'is-uncased': { type: 'boolean', default: false, help: 'lowercase text' },
       'n-merge': { type: 'int', default: 10000, min: 1, help: 'BPE only: number of merges to learn' },
+      overwrite: { type: 'boolean', default: false, help: 'replace what exp/NAME holds (a tokenizer, or a trained run, which is deleted); without it an existing experiment is refused' },
     },
   },
   async run({ positionals, options: o }) {
@@ -45,6 +47,9 @@ export function coverage(tk: Tokenizer, samples: string[]): { tokens: number; un
 
 export async function trainTokenizer(name: string, o: Record<string, any>): Promise<Tokenizer> {
   const dir = expDir(o.expName)
+  // A new tokenizer under a trained run would leave its checkpoints unusable: refuse, as train-model does.
+  const replace = { overwrite: Boolean(o.overwrite), keepsTokenizer: false, resumable: false }
+  refuseToReplace(dir, o.expName, replace)
   const dset = DATASETS[o.dsetName]
   const ver = o.ver ?? dset.defaultVersion
   const loadOpts = { dataPath: o.dataPath, sampleBy: o.sampleBy }
@@ -54,11 +59,15 @@ export async function trainTokenizer(name: string, o: Record<string, any>): Prom
   const t0 = performance.now()
   tk.buildVocab(samples)
   const secs = (performance.now() - t0) / 1000
-  saveTokenizer(join(dir, 'tokenizer.json'), tk)
   const config = { command: 'train-tknzr', tknzr_name: name, dset_name: o.dsetName, ver, exp_name: o.expName, seed: o.seed,
     max_vocab: o.maxVocab, min_count: o.minCount, is_uncased: o.isUncased, ...(name === 'BPE' ? { n_merge: o.nMerge } : {}),
     ...(o.dataPath ? { data_path: o.dataPath } : {}) }
-  await writeFileAtomic(join(dir, 'config.json'), JSON.stringify(config, null, 2) + '\n')
+  await withFolderLock(dir, 'lmp train-tknzr', async () => {
+    refuseToReplace(dir, o.expName, replace) // again under the lock: a run may have started here meanwhile
+    clearRun(dir) // with --overwrite: the old run's checkpoints would not match the new tokenizer
+    saveTokenizer(join(dir, 'tokenizer.json'), tk)
+    await writeFileAtomic(join(dir, 'config.json'), JSON.stringify(config, null, 2) + '\n')
+  })
 
   console.log(`tokenizer: ${name}, vocabulary size ${tk.vocabSize} (built on ${o.dsetName}/${ver}, ${samples.length} samples, ${secs.toFixed(1)} s)`)
   // Coverage is measured on held-out text where the dataset has it.

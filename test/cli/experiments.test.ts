@@ -106,6 +106,32 @@ t.test('1. a new run never wipes an existing experiment unless --overwrite', asy
   t.equal(metricsLines(dir).length, 2, 'a new log')
 })
 
+t.test('1b. train-tknzr never replaces a trained run or a tokenizer unless --overwrite', async (t) => {
+  // Found by a new user: train-tknzr over a trained experiment replaced tokenizer.json and config.json, and the
+  // checkpoints no longer loaded.
+  const dir = copyExp('base', 'tk-over')
+  const before = snapshot(dir)
+  const r = await lmp(['train-tknzr', 'whitespace', '--exp-name', 'tk-over'])
+  t.ok(isOneLineError(r), r.stderr.trim())
+  t.match(r.stderr, /experiment 'tk-over' already exists .*files of a run.*--overwrite/)
+  t.same(snapshot(dir), before, 'nothing deleted or changed')
+
+  t.equal((await lmp(['train-tknzr', 'character', '--exp-name', 'tk-twice'])).status, 0)
+  const tokenizer = readFileSync(join(root, 'tk-twice', 'tokenizer.json'), 'utf8')
+  const twice = await lmp(['train-tknzr', 'whitespace', '--exp-name', 'tk-twice'])
+  t.ok(isOneLineError(twice) && /already exists .*a tokenizer/.test(twice.stderr), twice.stderr.trim())
+  t.equal(readFileSync(join(root, 'tk-twice', 'tokenizer.json'), 'utf8'), tokenizer, 'the first tokenizer stays')
+  // The tokenizer's own folder (tokenizer.json and train-tknzr's config.json) takes a run that uses it.
+  const run = await lmp(train('tk-twice', '--tknzr-exp-name', 'tk-twice'))
+  t.equal(run.status, 0, run.stderr)
+
+  // --overwrite replaces the tokenizer and deletes the run it would no longer fit.
+  const over = await lmp(['train-tknzr', 'whitespace', '--exp-name', 'tk-over', '--overwrite'])
+  t.equal(over.status, 0, over.stderr)
+  t.match(JSON.parse(readFileSync(join(dir, 'tokenizer.json'), 'utf8')), { tknzr_name: 'whitespace' })
+  t.notOk(readdirSync(dir).some((f) => f.startsWith('ckpt-') || f === 'onnx'), 'the old run is gone')
+})
+
 t.test('2. one writer per experiment; a killed writer\'s lock does not block', async (t) => {
   const dir = copyExp('base', 'locked')
   // A lock held by a live process (this one).
