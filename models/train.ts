@@ -115,7 +115,7 @@ export function validateTrainConfig(c: TrainConfig) {
   const ints = ['batchSize', 'maxSeqLen', 'stride', 'totalStep', 'warmupStep', 'ckptStep', 'logStep'] as const
   for (const k of ints) if (!Number.isInteger(c[k]) || c[k] < 1) throw new LmpError(`${k} must be an integer >= 1, got ${c[k]}`)
   if (c.stride > c.maxSeqLen) throw new LmpError('must have 1 <= stride <= max_seq_len')
-  if (c.warmupStep > c.totalStep) throw new LmpError('must have 1 <= warmup_step <= total_step')
+  if (c.warmupStep > c.totalStep) throw new LmpError(`--warmup-step (${c.warmupStep}) must be <= --total-step (${c.totalStep})`)
   if (!(c.lr > 0)) throw new LmpError('lr must be > 0')
   if (!(c.beta1 >= 0 && c.beta1 < 1 && c.beta2 >= 0 && c.beta2 < 1)) throw new LmpError('beta1 and beta2 must be in [0, 1)')
   if (!(c.eps >= 0 && c.weightDecay >= 0 && c.maxNorm >= 0)) throw new LmpError('eps, weight_decay and max_norm must be >= 0')

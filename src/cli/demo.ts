@@ -15,7 +15,7 @@ export const DEMO_MODEL = 'Transformer'
 // the wrong sum for most prompts; LSTM and GRU settings stayed under 20% of the test split in this time.
 export const DEMO_DEFAULTS: Record<string, unknown> = {
   'exp-name': 'demo', 'is-uncased': true, 'batch-size': 32, lr: 1e-2, 'max-seq-len': 40,
-  'total-step': 1600, 'warmup-step': 100, 'lr-schedule': 'cosine', 'weight-decay': 0.1, 'max-norm': 1,
+  'total-step': 1600, 'lr-schedule': 'cosine', 'weight-decay': 0.1, 'max-norm': 1,
   'ckpt-step': 1600, 'log-step': 50,
   'n-lyr': 2, 'd-model': 64, 'n-head': 4, 'd-ff': 128, positions: 'learned',
 }
@@ -31,6 +31,8 @@ export const command: Command = {
     summary: 'Train a small Transformer on the demo data, export to ONNX, score (perplexity, accuracy of greedy sums), generate, then serve it with the web page.',
     options: {
       ...withDefaults(TRAIN_OPTIONS),
+      // Derived, so that a short demo (--total-step 50) works: 100 of the default 1,600 steps.
+      'warmup-step': { ...TRAIN_OPTIONS['warmup-step'], help: 'linear warmup steps, then the --lr-schedule decay (default: a sixteenth of --total-step)' },
       ...withDefaults(MODEL_OPTIONS),
       prompt: { type: 'string', default: 'If you add 12 to 34 you get', help: 'prompt to continue' },
       serve: { type: 'boolean', default: true, help: 'start the server at the end (--no-serve to stop after generating)' },
@@ -41,7 +43,7 @@ export const command: Command = {
   async run({ options: o }) {
     const dset = o.dsetName
     console.log(`== 1/4 train ${DEMO_MODEL} on '${dset}' (TF.js)`)
-    await trainModel(DEMO_MODEL, o)
+    await trainModel(DEMO_MODEL, { ...o, warmupStep: o.warmupStep ?? Math.max(1, Math.round(o.totalStep / 16)) })
 
     console.log(`== 2/4 perplexity (onnxruntime-node, exp/${o.expName}/onnx/model.onnx)`)
     const exp = openExperiment(o.expName)

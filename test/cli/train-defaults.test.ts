@@ -40,10 +40,19 @@ t.test('the defaults work at any --total-step and --max-seq-len', async (t) => {
   t.match(long.stdout, /--warmup-step.*a tenth of --total-step/s, '--help says what the default is')
 })
 
+t.test('lmp demo works at any --total-step (its warmup was a fixed 100 steps)', async (t) => {
+  const r = await lmpHere(['demo', '--exp-name', 'demo-short', '--total-step', '5', '--d-model', '16', '--no-serve'])
+  t.equal(r.status, 0, r.stderr)
+  t.equal(config('demo-short').train.warmupStep, 1, 'warmup: a sixteenth of 5 steps, at least 1')
+  t.match(r.stdout, /^test: accuracy [\d.]+% /m, 'it ran to the end')
+  const help = await lmpHere(['demo', '--help'])
+  t.match(help.stdout, /--warmup-step.*a sixteenth of --total-step/s)
+})
+
 t.test('explicit values are still checked', async (t) => {
   const r = await lmpHere(['train-model', 'Transformer', '--exp-name', 'bad', '--total-step', '3', '--warmup-step', '5', ...tiny])
   t.ok(isOneLineError(r), r.stderr)
-  t.match(r.stderr, /warmup_step <= total_step/)
+  t.match(r.stderr, /--warmup-step \(5\) must be <= --total-step \(3\)/, 'names the flags a user types')
   const s = await lmpHere(['train-model', 'Transformer', '--exp-name', 'bad', '--max-seq-len', '8', '--stride', '9', ...tiny])
   t.ok(isOneLineError(s), s.stderr)
 })
