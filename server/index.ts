@@ -2,6 +2,7 @@
 import type { AddressInfo } from 'node:net'
 import { pino, type Logger } from 'pino'
 import { LmpError } from '../src/errors.ts'
+import { modelChatTemplate } from './chat.ts'
 import { checkDevice, executionProvidersFor, type Device } from '../src/infer/device.ts'
 import { createApp, type AppOptions } from './app.ts'
 import { createHttpServer, type ConnectionLimits, type HttpServer } from './connections.ts'
@@ -78,7 +79,14 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
     for (const t of targets) {
       // --device cuda|webgpu never falls back to the CPU: a provider that cannot load fails the start.
       const executionProviders = opts.device && opts.device !== 'cpu' ? executionProvidersFor(opts.device) : undefined
-      registry.add(await loadExperimentModel(t.dir, { name: t.name, executionProviders, numThreads: opts.numThreads }))
+      const model = await loadExperimentModel(t.dir, { name: t.name, executionProviders, numThreads: opts.numThreads })
+      registry.add(model)
+      // A broken chat template is the model's fault, not a request's: refuse at start, not with a 500 per chat.
+      try {
+        modelChatTemplate(model)
+      } catch (err) {
+        throw new LmpError((err as Error).message)
+      }
       log.info({ model: t.name, dir: t.dir }, 'model loaded')
     }
   } catch (err) {

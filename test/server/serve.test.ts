@@ -3,7 +3,7 @@
 import t from 'tap'
 import { spawn } from 'node:child_process'
 import http from 'node:http'
-import { existsSync, readFileSync, writeFileSync } from 'node:fs'
+import { cpSync, existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -68,6 +68,13 @@ t.test('a bad experiment fails with one line', async (t) => {
   await t.rejects(startServer({ exps: [corrupt], port: 0, logger: silent }), { message: /corrupt ONNX model: .* does not match the sha256/ })
   const noExport = path.join(root, 'plain')
   await t.rejects(startServer({ exps: [noExport], port: 0, logger: silent }), { message: /unknown experiment 'plain'/ })
+})
+
+t.test('a broken chat template stops the start-up in one line (it was a 500 on every chat request)', async (t) => {
+  const copy = path.join(root, 'templated')
+  cpSync(dir, copy, { recursive: true })
+  writeFileSync(path.join(copy, 'onnx', 'tokenizer_config.json'), JSON.stringify({ chat_template: '{% for m in messages %}' }))
+  await t.rejects(startServer({ exps: [copy], port: 0, logger: silent }), { message: /^the chat template in .*tokenizer_config\.json cannot be used: [^\n]*$/ })
 })
 
 t.test('lmp serve prints the URL, and SIGTERM lets an in-flight request finish', async (t) => {
