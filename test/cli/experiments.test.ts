@@ -5,6 +5,7 @@
 // naming the tensor; a manifest that does not describe its graph is refused. Through `lmp`'s main in this
 // process (one TF.js start-up), and real `lmp` processes for the race and for serve.
 import t from 'tap'
+import { lmpInProcess } from '../helpers/cli-in-process.ts'
 import { spawn, spawnSync } from 'node:child_process'
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { hostname } from 'node:os'
@@ -12,7 +13,6 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { isOneLineError, type CliResult } from '../helpers/cli.ts'
 import { diskFull } from '../helpers/disk-full.ts'
-import { main } from '../../src/cli/index.ts'
 
 const root = t.testdir({})
 const env = { LMP_EXP_DIR: root }
@@ -22,22 +22,7 @@ const tiny = ['--is-uncased', '--d-emb', '8', '--n-blk', '4', '--d-blk', '2', '-
   '--warmup-step', '1', '--ckpt-step', '2', '--log-step', '1']
 const train = (exp: string, ...more: string[]) => ['train-model', 'LSTM-2000', '--exp-name', exp, ...tiny, '--total-step', '6', ...more]
 
-/** `lmp ARGS` in this process: the same parsing, commands and error reporting as bin/lmp.js. */
-async function lmp(args: string[]): Promise<CliResult> {
-  let stdout = ''
-  let stderr = ''
-  const { write: out } = process.stdout
-  const { write: err } = process.stderr
-  process.stdout.write = ((chunk: string | Uint8Array) => ((stdout += chunk.toString()), true)) as typeof out
-  process.stderr.write = ((chunk: string | Uint8Array) => ((stderr += chunk.toString()), true)) as typeof err
-  try {
-    const status = await main(args)
-    return { status, stdout, stderr }
-  } finally {
-    process.stdout.write = out
-    process.stderr.write = err
-  }
-}
+const lmp = lmpInProcess
 
 /** `lmp ARGS` with the disk full for paths that match `pattern` (test/helpers/disk-full.ts). */
 async function lmpDiskFull(pattern: RegExp, args: string[]): Promise<CliResult> {

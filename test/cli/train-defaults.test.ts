@@ -2,30 +2,16 @@
 // warmup of 1,000 steps, a context shorter than the old fixed stride of 32; and `--task nanogpt` from the
 // command line (a local text file), with its one-line errors.
 import t from 'tap'
+import { lmpInProcess } from '../helpers/cli-in-process.ts'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { main } from '../../src/cli/index.ts'
 import { isOneLineError, type CliResult } from '../helpers/cli.ts'
 
 const root = t.testdir({})
 process.env.LMP_EXP_DIR = root
 const tiny = ['--d-model', '8', '--n-head', '2', '--d-ff', '16', '--n-lyr', '1', '--batch-size', '4', '--log-step', '1', '--no-export']
 
-/** `lmp ARGS` in this process (as bin/lmp.js runs it), capturing its output. */
-async function lmpHere(args: string[]): Promise<CliResult> {
-  let stdout = ''
-  let stderr = ''
-  const { write: out } = process.stdout
-  const { write: err } = process.stderr
-  process.stdout.write = ((chunk: string | Uint8Array) => ((stdout += chunk.toString()), true)) as typeof out
-  process.stderr.write = ((chunk: string | Uint8Array) => ((stderr += chunk.toString()), true)) as typeof err
-  try {
-    return { status: await main(args), stdout, stderr }
-  } finally {
-    process.stdout.write = out
-    process.stderr.write = err
-  }
-}
+const lmpHere = lmpInProcess
 const config = (exp: string) => JSON.parse(readFileSync(join(root, exp, 'config.json'), 'utf8'))
 
 t.test('the defaults work at any --total-step and --max-seq-len', async (t) => {

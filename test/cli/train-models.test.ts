@@ -10,7 +10,7 @@ import { join } from 'node:path'
 import { MODELS } from '../../src/cli/model-options.ts'
 import { createModel, MODEL_DEFAULTS, type ModelConfig } from '../../models/lm.ts'
 import { isOneLineError, lmp, type CliResult } from '../helpers/cli.ts'
-import { main } from '../../src/cli/index.ts'
+import { lmpInProcess } from '../helpers/cli-in-process.ts'
 
 const root = t.testdir({})
 const env = { LMP_EXP_DIR: root }
@@ -24,25 +24,7 @@ const readMetrics = (exp: string) =>
 const stable = (rows: Record<string, number>[]) => rows.map(({ time, tokensPerSec, ...rest }) => rest)
 const ppls = (stdout: string) => [...stdout.matchAll(/^checkpoint: (\d+), ppl: ([\d.e+-]+)$/gm)].map((m) => ({ step: +m[1], ppl: +m[2] }))
 
-/**
- * `lmp ARGS` in this process: the same parsing, commands and error reporting as bin/lmp.js, without a
- * process start and TF.js start-up per command (which would put this file over its time budget).
- */
-async function lmpHere(args: string[]): Promise<CliResult> {
-  let stdout = ''
-  let stderr = ''
-  const { write: out } = process.stdout
-  const { write: err } = process.stderr
-  process.stdout.write = ((chunk: string | Uint8Array) => ((stdout += chunk.toString()), true)) as typeof out
-  process.stderr.write = ((chunk: string | Uint8Array) => ((stderr += chunk.toString()), true)) as typeof err
-  try {
-    const status = await main(args)
-    return { status, stdout, stderr }
-  } finally {
-    process.stdout.write = out
-    process.stderr.write = err
-  }
-}
+const lmpHere = lmpInProcess
 /** Passes when the command exited 0; shows its stderr when not. */
 const ok = (t: Test, r: CliResult, what: string) => t.equal(r.status, 0, what, r.status === 0 ? {} : { stderr: r.stderr })
 
