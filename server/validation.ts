@@ -53,7 +53,8 @@ const stopSchema = {
   ],
 }
 
-/** The sampling fields completions and chat completions share (OpenAI's names, plus top_k and repetition_penalty). */
+/** The fields completions and chat completions share: sampling (OpenAI's names, plus top_k and
+ * repetition_penalty), streaming, and penalties accepted at their neutral values. */
 const samplingProperties = (limits: ServerLimits) => ({
   temperature: { type: ['number', 'null'], minimum: 0, maximum: 100 },
   top_p: { type: ['number', 'null'], minimum: 0, maximum: 1 },
@@ -62,6 +63,14 @@ const samplingProperties = (limits: ServerLimits) => ({
   n: { type: ['integer', 'null'], minimum: 1, maximum: limits.maxChoices },
   stop: stopSchema,
   seed: { type: ['integer', 'null'], minimum: 0, maximum: maxInt },
+  stream: { type: ['boolean', 'null'] },
+  stream_options: {
+    type: ['object', 'null'],
+    properties: { include_usage: { type: ['boolean', 'null'] } },
+  },
+  // OpenAI fields we accept only at their neutral values, so clients that send defaults still work.
+  presence_penalty: { type: ['number', 'null'], const: 0 },
+  frequency_penalty: { type: ['number', 'null'], const: 0 },
 })
 
 export function schemas(limits: ServerLimits) {
@@ -83,14 +92,7 @@ export function schemas(limits: ServerLimits) {
         ...samplingProperties(limits),
         logprobs: { type: ['integer', 'null'], minimum: 0, maximum: 5 },
         echo: { type: ['boolean', 'null'] },
-        stream: { type: ['boolean', 'null'] },
-        stream_options: {
-          type: ['object', 'null'],
-          properties: { include_usage: { type: ['boolean', 'null'] } },
-        },
         // OpenAI fields we accept only at their neutral values, so clients that send defaults still work.
-        presence_penalty: { type: ['number', 'null'], const: 0 },
-        frequency_penalty: { type: ['number', 'null'], const: 0 },
         best_of: { type: ['integer', 'null'], minimum: 1, maximum: 1 },
         suffix: { type: ['string', 'null'], maxLength: 0 },
         logit_bias: { type: ['object', 'null'], maxProperties: 0 },
@@ -127,14 +129,7 @@ export function schemas(limits: ServerLimits) {
         ...samplingProperties(limits),
         logprobs: { type: ['boolean', 'null'] },
         top_logprobs: { type: ['integer', 'null'], minimum: 0, maximum: 5 },
-        stream: { type: ['boolean', 'null'] },
-        stream_options: {
-          type: ['object', 'null'],
-          properties: { include_usage: { type: ['boolean', 'null'] } },
-        },
         // OpenAI fields we accept only at their neutral values, so clients that send defaults still work.
-        presence_penalty: { type: ['number', 'null'], const: 0 },
-        frequency_penalty: { type: ['number', 'null'], const: 0 },
         logit_bias: { type: ['object', 'null'], maxProperties: 0 },
         tools: { type: ['array', 'null'], maxItems: 0 },
         tool_choice: { enum: ['none', null] },
