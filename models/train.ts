@@ -155,6 +155,8 @@ export async function train(opts: {
   /** The validation split, for evalStep > 0. */
   validSamples?: string[]
   resume?: boolean
+  /** Initial weights by parameter name (a pretrained model, `--init-from`) instead of random ones. */
+  init?: Record<string, Float32Array>
   quiet?: boolean
   /** Called after every optimizer step (benchmarks, tests). */
   onStep?: (info: { step: number; loss: number; ms: number }) => void
@@ -188,6 +190,14 @@ export async function train(opts: {
   if (saved) {
     init = {}
     for (const n of names) init[n] = checkedTensor(saved.weights, n, specs[n].shape, `ckpt-${saved.step}.safetensors`)
+  } else if (opts.init) {
+    init = {}
+    for (const n of names) {
+      const data = opts.init[n]
+      const size = specs[n].shape.reduce((a, b) => a * b, 1)
+      if (!data || data.length !== size) throw new LmpError(`initial weights: '${n}' needs ${size} values, got ${data?.length ?? 'none'}`)
+      init[n] = data
+    }
   } else {
     const initRng = createRng(c.seed)
     init = initWeights(model, () => initRng.next())

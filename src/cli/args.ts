@@ -26,6 +26,8 @@ export interface CommandSpec {
 export interface ParsedArgs {
   positionals: string[]
   options: Record<string, any> // keys in camelCase
+  /** The options the command line gave (camelCase keys), as opposed to defaults. */
+  given: Set<string>
   help: boolean
 }
 
@@ -63,6 +65,7 @@ export function parseArgs(spec: CommandSpec, argv: string[]): ParsedArgs {
   }
   const positionals: string[] = []
   const seenLists = new Set<string>()
+  const given = new Set<string>()
   let help = false
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]
@@ -80,6 +83,7 @@ export function parseArgs(spec: CommandSpec, argv: string[]): ParsedArgs {
     }
     if (!o) throw new UsageError(`unknown option --${flag} for '${spec.name}' (see lmp ${spec.name} --help)`)
     const key = camel(flag)
+    given.add(key)
     if (o.type === 'boolean') {
       if (value === undefined) options[key] = !negated
       else if (value === 'true' || value === 'false') options[key] = (value === 'true') !== negated
@@ -111,7 +115,7 @@ export function parseArgs(spec: CommandSpec, argv: string[]): ParsedArgs {
       }
     })
   }
-  return { positionals, options, help }
+  return { positionals, options, given, help }
 }
 
 /** The text printed by `lmp COMMAND --help`. */

@@ -4,13 +4,14 @@ import { join, resolve } from 'node:path'
 import type { Command } from './index.ts'
 import type { OptionSpec } from './args.ts'
 import { LmpError } from '../errors.ts'
-import { clearRun, expDir, existingExpDir, readJson, refuseToReplace } from '../exp.ts'
+import { checkpointPath, clearRun, expDir, existingExpDir, readJson, refuseToReplace } from '../exp.ts'
 import { removeTempFiles, writeError, writeFileAtomic, WriteError } from '../io/atomic.ts'
 import { withFolderLock } from '../io/lock.ts'
 import { DATASETS, loadDataset, loadRawText } from '../data/index.ts'
 import { createTokenizer, TOKENIZER_NAMES, type Tokenizer } from '../tokenizer/index.ts'
 import { loadTokenizer, saveTokenizer } from '../tokenizer/io.ts'
 import { MODEL_OPTIONS, MODELS, modelConfigFromOptions } from './model-options.ts'
+import { INIT_FROM_OPTION, prepareInitFrom } from './init-from.ts'
 
 export { MODEL_OPTIONS }
 
@@ -71,10 +72,10 @@ export const command: Command = {
     name: 'train-model',
     summary: 'Train a language model with TF.js, checkpoint it, and export it to ONNX.',
     positionals: [{ name: 'model', help: 'architecture', choices: MODELS }],
-    options: { ...TRAIN_OPTIONS, ...MODEL_OPTIONS },
+    options: { ...TRAIN_OPTIONS, ...INIT_FROM_OPTION, ...MODEL_OPTIONS },
   },
   async run(args) {
-    await trainModel(args.positionals[0], args.options)
+    await trainModel(args.positionals[0], args.options, args.given)
   },
 }
 
@@ -103,11 +104,17 @@ function existingTokenizerDir(name: string): string {
   return dir
 }
 
-/** Train (and export) as `lmp train-model` does; `lmp demo` calls this with its own defaults. */
-export async function trainModel(modelName: string, o: Record<string, any>) {
+/**
+ * Train (and export) as `lmp train-model` does; `lmp demo` calls this with its own defaults. `given`: the
+ * options the command line gave (--init-from refuses those that contradict the pretrained model).
+ */
+export async function trainModel(modelName: string, o: Record<string, any>, given: ReadonlySet<string> = new Set()) {
   if (o.resume && o.overwrite) throw new LmpError('--resume continues an experiment and --overwrite deletes it: give one of them')
+  if (o.resume && o.initFrom) throw new LmpError('--resume continues from the experiment\'s own checkpoints: drop --init-from')
   if (o.resume) return resumeModel(modelName, o)
   o = withDerivedDefaults(o)
+  const pretrained = o.initFrom ? await prepareInitFrom(modelName, o, given) : null
+  if (pretrained) o = pretrained.options
   const dir = expDir(o.expName)
   const replace = { overwrite: Boolean(o.overwrite), keepsTokenizer: o.tknzrExpName === o.expName }
   refuseToReplace(dir, o.expName, replace)
@@ -115,7 +122,7 @@ export async function trainModel(modelName: string, o: Record<string, any>) {
   if (!samples.some((x) => x.length > 0)) throw new LmpError(`dataset '${o.dsetName}' has no text to train on${o.dataPath ? ` (${o.dataPath})` : ''}`)
   const validSamples = o.evalStep > 0 ? await loadSplit(o.task, o.dsetName, o.evalVer, o.dataPath) : undefined
   const tokenizer = await getTokenizer(o, samples)
-  const modelConfig = modelConfigFromOptions(modelName, tokenizer.vocabSize, o)
+  const modelConfig = { ...modelConfigFromOptions(modelName, tokenizer.vocabSize, o), ...pretrained?.arch }
   const trainConfig = {
     batchSize: o.batchSize, lr: o.lr, beta1: o.beta1, beta2: o.beta2, eps: o.eps, weightDecay: o.weightDecay,
     maxNorm: o.maxNorm, maxSeqLen: o.maxSeqLen, stride: o.stride, totalStep: o.totalStep, warmupStep: o.warmupStep,
@@ -129,6 +136,7 @@ export async function trainModel(modelName: string, o: Record<string, any>) {
   const model = createModel(modelConfig as any)
   validateTrainConfig(trainConfig)
   if (o.tbptt && model.kind !== 'recurrent') throw new LmpError(`--tbptt is for recurrent models, not ${modelName}`)
+  const init = pretrained ? await pretrained.weights(tokenizer) : undefined
 
   const { initBackend, describeBackend } = await import('../../models/backend.ts')
   const backend = await initBackend(o.backend)
@@ -139,6 +147,7 @@ export async function trainModel(modelName: string, o: Record<string, any>) {
     data: { dsetName: o.dsetName, ver: o.ver ?? null, dataPath: o.dataPath ? resolve(o.dataPath) : null, evalVer: o.evalVer },
     tokenizer: o.tknzrExpName ? { fromExperiment: o.tknzrExpName } : { name: o.tknzr, isUncased: o.isUncased, maxVocab: o.maxVocab, minCount: o.minCount },
     backend,
+    ...(pretrained ? { initFrom: pretrained.dir } : {}),
   }
   return withFolderLock(dir, 'lmp train-model', async () => {
     // Again under the lock: another run may have started here since the check above.
@@ -151,9 +160,15 @@ export async function trainModel(modelName: string, o: Record<string, any>) {
       throw writeError(join(dir, 'tokenizer.json'), e)
     }
     await writeFileAtomic(join(dir, 'config.json'), JSON.stringify(config, null, 2) + '\n')
+    if (init) {
+      // The pretrained starting point as checkpoint 0: `eval-dset-ppl --ckpt 0` scores the model before fine-tuning.
+      const { writeSafetensors } = await import('../../models/safetensors.ts')
+      const start = toWeights(model, init)
+      await writeSafetensors(checkpointPath(dir, 0), Object.fromEntries(Object.entries(start).map(([n, t]) => [n, { dtype: 'F32' as const, ...t }])), { step: '0', format: 'pt' })
+    }
     const what = o.task === 'nanogpt' ? `${samples[0].length} characters as one stream` : `${samples.length} samples`
     console.error(`training ${modelName} on ${o.dsetName} (${what}, vocabulary ${tokenizer.vocabSize}) with TF.js backend '${describeBackend(backend)}' → ${dir}`)
-    return runTraining({ dir, name: o.expName, modelConfig, trainConfig, tokenizer, samples, validSamples, backend, exportModel: o.export, resume: false })
+    return runTraining({ dir, name: o.expName, modelConfig, trainConfig, tokenizer, samples, validSamples, backend, exportModel: o.export, resume: false, init })
   })
 }
 
@@ -192,14 +207,14 @@ async function resumeLocked(dir: string, config: any, o: Record<string, any>) {
 
 async function runTraining(r: {
   dir: string; name: string; modelConfig: any; trainConfig: any; tokenizer: Tokenizer; samples: string[]
-  validSamples?: string[]; backend: string; exportModel: boolean; resume: boolean
+  validSamples?: string[]; backend: string; exportModel: boolean; resume: boolean; init?: Record<string, Float32Array>
 }) {
   const { train } = await import('../../models/train.ts')
   const { dir, tokenizer, backend } = r
   // What killed writers left; nobody else writes here (the caller holds the folder's lock).
   removeTempFiles(dir)
   removeTempFiles(join(dir, 'onnx'))
-  const result = await train({ dir, modelConfig: r.modelConfig, trainConfig: r.trainConfig, tokenizer, samples: r.samples, validSamples: r.validSamples, resume: r.resume })
+  const result = await train({ dir, modelConfig: r.modelConfig, trainConfig: r.trainConfig, tokenizer, samples: r.samples, validSamples: r.validSamples, resume: r.resume, init: r.init })
   const from = result.startStep > 0 ? ` (from step ${result.startStep})` : ''
   console.log(`trained ${result.steps} steps${from}: loss ${result.finalLoss.toFixed(4)}, ${Math.round(result.tokensPerSec)} tokens/s (${backend})`)
   if (result.best) console.log(`best checkpoint: ${result.best.step}, valid ppl ${result.best.valPpl.toFixed(4)} (best.json)`)
