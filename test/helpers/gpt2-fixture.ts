@@ -130,7 +130,8 @@ export function parseSafetensors(bytes: Uint8Array): Tensors {
   for (const [name, e] of Object.entries<any>(header)) {
     if (name === '__metadata__') continue
     const [b, end] = e.data_offsets
-    out[name] = { shape: e.shape, data: new Float32Array(bytes.slice(8 + n + b, 8 + n + end).buffer) }
+    // A copy (Uint8Array's slice: a Node Buffer's slice is a view into a shared pool).
+    out[name] = { shape: e.shape, data: new Float32Array(Uint8Array.prototype.slice.call(bytes, 8 + n + b, 8 + n + end).buffer) }
   }
   return out
 }
