@@ -11,16 +11,17 @@ export const SHAKESPEARE = fileURLToPath(new URL('../../../shared/data/tinyshake
 export const FINE_TUNE_STEPS = 30
 
 /**
- * Tiny Shakespeare as a `text` dataset folder (one sample per line): train = its first 40,000 characters,
- * valid = test = 3,000 characters from its last tenth (never trained on). Small, so that scoring with
+ * Tiny Shakespeare as a `text` dataset folder, one speech (a blank-line-separated block, its lines joined) per
+ * line, as the tiny-shakespeare dataset's samples are: train = the speeches in its first 40,000 characters,
+ * valid = test = those in 2,000 characters of its last tenth (never trained on). Small, so that scoring with
  * GPT-2's 50,259-entry head stays quick.
  */
 export function shakespeareFolder(dir: string): string {
   const text = readFileSync(SHAKESPEARE, 'utf8')
   mkdirSync(dir, { recursive: true })
-  const cut = (s: string) => s.slice(0, s.lastIndexOf('\n') + 1)
-  writeFileSync(join(dir, 'train.txt'), cut(text.slice(0, 40_000)))
-  const held = cut(text.slice(text.indexOf('\n', 1_004_000) + 1, 1_007_000))
+  const speeches = (s: string) => s.split(/\n\s*\n/).slice(1, -1).map((b) => b.replace(/\s+/g, ' ').trim()).join('\n') + '\n'
+  writeFileSync(join(dir, 'train.txt'), speeches(text.slice(0, 40_000)))
+  const held = speeches(text.slice(1_004_000, 1_006_000))
   writeFileSync(join(dir, 'valid.txt'), held)
   writeFileSync(join(dir, 'test.txt'), held)
   return dir
@@ -28,7 +29,7 @@ export function shakespeareFolder(dir: string): string {
 
 /** The options of the fine-tuning run, after --init-from and --exp-name. */
 export const FINE_TUNE_ARGS = [
-  '--dset-name', 'text', '--max-seq-len', '32', '--batch-size', '8', '--total-step', String(FINE_TUNE_STEPS),
+  '--dset-name', 'text', '--max-seq-len', '32', '--batch-size', '4', '--total-step', String(FINE_TUNE_STEPS),
   '--warmup-step', '3', '--lr', '3e-3', '--lr-schedule', 'cosine', '--ckpt-step', String(FINE_TUNE_STEPS), '--log-step', '10',
 ]
 
