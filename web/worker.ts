@@ -303,6 +303,7 @@ async function score(text: string, alternatives: number) {
     id: p.tokenId,
     token: str(p.tokenId),
     text: pieces[i + 1],
+    special: Object.values(tokenizer.specialIds).includes(p.tokenId),
     logprob: p.logprob,
     top: (p.top ?? []).map((a) => ({ id: a.tokenId, token: str(a.tokenId), logprob: a.logprob })),
   }))

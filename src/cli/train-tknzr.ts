@@ -3,7 +3,7 @@
 import { join } from 'node:path'
 import type { Command } from './index.ts'
 import { DATASETS, loadDataset } from '../data/index.ts'
-import { createTokenizer, UNK_ID, type Tokenizer } from '../tokenizer/index.ts'
+import { createTokenizer, type Tokenizer } from '../tokenizer/index.ts'
 import { saveTokenizer } from '../tokenizer/io.ts'
 import { clearRun, expDir, refuseToReplace } from '../exp.ts'
 import { withFolderLock } from '../io/lock.ts'
@@ -39,7 +39,7 @@ export function coverage(tk: Tokenizer, samples: string[]): { tokens: number; un
   for (const s of samples) {
     const ids = tk.enc(s)
     tokens += ids.length - 2
-    for (const id of ids) if (id === UNK_ID) unk++
+    for (const id of ids) if (id === tk.specialIds.unk) unk++
     chars += tk.norm(s).length
   }
   return { tokens, unk, chars }
