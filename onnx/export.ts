@@ -1,9 +1,13 @@
 // Export a trained model to one ONNX graph (opset 17, IR 8) that serves both scoring and step-by-step
 // generation: `input_ids` plus the carried state in, `logits` plus the next state out (DESIGN.md).
 import { createHash } from 'node:crypto'
-import { mkdirSync, readFileSync } from 'node:fs'
+import { mkdirSync, readFileSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { writeFileAtomic } from '../src/io/atomic.ts'
+import { HF_CONFIG, HF_GENERATION_CONFIG, LMP_TOKENIZER, lmpFiles, upgradeLayout } from '../src/exp.ts'
+import { packageVersion } from '../src/version.ts'
+import { loadTokenizer } from '../src/tokenizer/io.ts'
+import type { Tokenizer } from '../src/tokenizer/index.ts'
 import { ATTENTION_MASK, POSITION_IDS, type Manifest } from '../src/infer/types.ts'
 import { manifestDigestInput } from '../src/infer/manifest-check.ts'
 import type { LanguageModel } from '../models/lm.ts'
@@ -11,6 +15,7 @@ import type { RecurrentLM } from '../models/rnn.ts'
 import type { TransformerLM } from '../models/transformer.ts'
 import { encodeModel, type AttrValue, type GraphDef } from './proto.ts'
 import { GraphBuilder, OnnxOps, type Weights } from './trace.ts'
+import { hfGenerationConfig, hfModelConfig } from './hf-config.ts'
 
 export const OPSET = 17
 export const IR_VERSION = 8
@@ -32,7 +37,19 @@ export interface ExportOptions {
    * different numbers of tokens never share a call (tests, before/after bench).
    */
   attentionMask?: boolean
+  /**
+   * The tokenizer the model was trained with: its kind and special ids go into the manifest and the graph's
+   * metadata_props (they describe the export, never change the graph). Without it the manifest gives lmp's
+   * own tokenizers' ids (0-3) and the metadata neither ids nor kind.
+   */
+  tokenizer?: Tokenizer
 }
+
+/** The special token ids of a tokenizer (`Tokenizer.specialIds`). */
+export type SpecialIds = { bos: number; eos: number; pad: number; unk: number }
+const LMP_SPECIAL_IDS: SpecialIds = { bos: 0, eos: 1, pad: 2, unk: 3 }
+// The Tokenizer contract's `specialIds`; tokenizers built before it have lmp's fixed ids.
+const specialIdsOf = (tk: Tokenizer): SpecialIds => ({ ...((tk as { specialIds?: SpecialIds }).specialIds ?? LMP_SPECIAL_IDS) })
 
 /**
  * The standard ONNX op that equals this model's cell, or null. ONNX `LSTM` has gates per unit: our gates per
@@ -336,9 +353,9 @@ export function buildExport(model: LanguageModel, weights: Weights, checkpoint?:
     version: 1,
     architecture: model.config.model,
     model: 'model.onnx',
-    tokenizer: 'tokenizer.json',
+    tokenizer: LMP_TOKENIZER,
     vocabSize: model.config.vocabSize,
-    specialTokens: { bos: 0, eos: 1, pad: 2, unk: 3 },
+    specialTokens: options.tokenizer ? specialIdsOf(options.tokenizer) : LMP_SPECIAL_IDS,
     opset: OPSET,
     irVersion: IR_VERSION,
     maxSeqLen: model.kind === 'transformer' ? model.config.maxSeqLen : null,
@@ -350,6 +367,23 @@ export function buildExport(model: LanguageModel, weights: Weights, checkpoint?:
   return { graph, manifest }
 }
 
+/**
+ * The graph's metadata_props (ONNX ModelProto field 14, string → string), so that the file describes itself
+ * without the manifest: `architecture` ('Transformer', 'LSTM-2000', ...), `vocab_size`, `max_seq_len`
+ * (the longest context in one call; absent for recurrent models, which have none), and with a tokenizer
+ * its kind (`tokenizer`: lmp's tknzr_name, 'character' | 'whitespace' | 'BPE' | 'gpt2') and
+ * `bos_token_id`, `eos_token_id`, `pad_token_id`, `unk_token_id` (Hugging Face's names for them).
+ */
+export function onnxMetadata(manifest: Omit<Manifest, 'sha256'>, tokenizer?: Tokenizer): Record<string, string> {
+  const meta: Record<string, string> = { architecture: manifest.architecture, vocab_size: String(manifest.vocabSize) }
+  if (manifest.maxSeqLen !== null) meta.max_seq_len = String(manifest.maxSeqLen)
+  if (tokenizer) {
+    meta.tokenizer = tokenizer.name
+    for (const [k, id] of Object.entries(manifest.specialTokens)) meta[`${k}_token_id`] = String(id)
+  }
+  return meta
+}
+
 export function serialize(model: LanguageModel, weights: Weights, checkpoint?: number, options: ExportOptions = {}): { bytes: Uint8Array; manifest: Manifest } {
   const { graph, manifest } = buildExport(model, weights, checkpoint, options)
   const bytes = encodeModel({
@@ -357,7 +391,8 @@ export function serialize(model: LanguageModel, weights: Weights, checkpoint?: n
     opset: OPSET,
     irVersion: IR_VERSION,
     producerName: 'lm-playground',
-    metadata: { architecture: manifest.architecture },
+    producerVersion: packageVersion(),
+    metadata: onnxMetadata(manifest, options.tokenizer),
   })
   const sha256 = createHash('sha256').update(bytes).digest('hex')
   const full: Manifest = { ...manifest, sha256 }
@@ -365,13 +400,29 @@ export function serialize(model: LanguageModel, weights: Weights, checkpoint?: n
   return { bytes, manifest: { ...full, manifestSha256: createHash('sha256').update(manifestDigestInput(full)).digest('hex') } }
 }
 
-/** Write exp/NAME/onnx/{model.onnx, manifest.json, tokenizer.json}; each file atomically. */
+/**
+ * Writes exp/NAME/onnx/{model.onnx, lmp_tokenizer.json (a copy of the experiment's), manifest.json} and, for
+ * a Transformer, Hugging Face's config.json and generation_config.json in exp/NAME (hfModelConfig,
+ * hfGenerationConfig), so that transformers.js opens exp/NAME; each file atomically. The tokenizer is the
+ * experiment's (lmpFiles); an experiment folder of the old layout is upgraded first (upgradeLayout).
+ */
 export async function exportToDir(model: LanguageModel, weights: Weights, expDir: string, checkpoint?: number, options: ExportOptions = {}): Promise<{ dir: string; manifest: Manifest }> {
+  upgradeLayout(expDir)
+  const tokenizerPath = lmpFiles(expDir).tokenizer
+  const tokenizer = options.tokenizer ?? loadTokenizer(tokenizerPath) // a one-line error when missing or corrupt
+  const tokenizerBytes = readFileSync(tokenizerPath)
   const dir = join(expDir, 'onnx')
   mkdirSync(dir, { recursive: true })
-  const { bytes, manifest } = serialize(model, weights, checkpoint, options)
+  const { bytes, manifest } = serialize(model, weights, checkpoint, { ...options, tokenizer })
   await writeFileAtomic(join(dir, 'model.onnx'), bytes)
-  await writeFileAtomic(join(dir, 'tokenizer.json'), readFileSync(join(expDir, 'tokenizer.json')))
+  await writeFileAtomic(join(dir, LMP_TOKENIZER), tokenizerBytes)
   await writeFileAtomic(join(dir, 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n')
+  // An export of the old layout kept lmp's tokenizer here under Hugging Face's name; the manifest no longer names it.
+  rmSync(join(dir, 'tokenizer.json'), { force: true })
+  if (model.kind === 'transformer') {
+    const json = (x: unknown) => JSON.stringify(x, null, 2) + '\n'
+    await writeFileAtomic(join(expDir, HF_CONFIG), json(hfModelConfig(model.config, manifest.specialTokens)))
+    await writeFileAtomic(join(expDir, HF_GENERATION_CONFIG), json(hfGenerationConfig(manifest.specialTokens)))
+  }
   return { dir, manifest }
 }

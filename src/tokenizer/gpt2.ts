@@ -191,7 +191,7 @@ export function loadGpt2(loadRanks?: () => Promise<unknown>): Promise<void> {
 }
 
 /**
- * tokenizerFromJSON for every tokenizer kind: a `gpt2` tokenizer.json first loads GPT-2's ranks (see
+ * tokenizerFromJSON for every tokenizer kind: a `gpt2` tokenizer (lmp's JSON) first loads GPT-2's ranks (see
  * loadGpt2; `loadRanks` as there). Rejects with an LmpError on a malformed JSON or missing ranks.
  */
 export async function loadTokenizerFromJSON(json: unknown, loadRanks?: () => Promise<unknown>): Promise<Tokenizer> {
