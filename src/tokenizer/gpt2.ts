@@ -29,7 +29,7 @@ function byteToUnicode(): string[] {
   for (let b = 0; b < 256; b++) map[b] = String.fromCodePoint(printable(b) ? b : 256 + n++)
   return map
 }
-const BYTE_CHAR = byteToUnicode()
+export const BYTE_CHAR = byteToUnicode()
 const CHAR_BYTE = new Map(BYTE_CHAR.map((c, b) => [c, b]))
 
 export type Gpt2Ranks = readonly (string | readonly number[])[]
