@@ -5,8 +5,9 @@
 import { existsSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { LmpError } from './errors.ts'
-import { writeError } from './io/atomic.ts'
+import { writeError, writeFileAtomic } from './io/atomic.ts'
 import { saveTokenizer } from './tokenizer/io.ts'
+import { hfTokenizerJSON } from './tokenizer/hf.ts'
 import type { Tokenizer } from './tokenizer/index.ts'
 
 /** Where experiments live: $LMP_EXP_DIR, else ./exp. */
@@ -83,6 +84,12 @@ export async function saveTokenizerFiles(dir: string, tk: Tokenizer): Promise<vo
   } catch (e) {
     throw writeError(path, e)
   }
+  await saveHfTokenizer(dir, tk)
+}
+
+/** Writes `dir`/tokenizer.json: `tk` in Hugging Face tokenizers' format (src/tokenizer/hf.ts), atomically. */
+export async function saveHfTokenizer(dir: string, tk: Tokenizer): Promise<void> {
+  await writeFileAtomic(join(dir, HF_TOKENIZER), JSON.stringify(hfTokenizerJSON(tk)) + '\n')
 }
 
 /** Whether `dir` holds a tokenizer (lmp's, under either name). */
