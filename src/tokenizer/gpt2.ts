@@ -39,7 +39,7 @@ function byteToUnicode(): string[] {
   for (let b = 0; b < 256; b++) map[b] = String.fromCodePoint(printable(b) ? b : 256 + n++)
   return map
 }
-const BYTE_CHAR = byteToUnicode()
+export const BYTE_CHAR = byteToUnicode()
 const CHAR_BYTE = new Map(BYTE_CHAR.map((c, b) => [c, b]))
 
 export type Gpt2Ranks = readonly (string | readonly number[])[]
@@ -220,7 +220,7 @@ export function loadGpt2(loadRanks?: () => Promise<unknown>): Promise<void> {
 }
 
 /**
- * tokenizerFromJSON for every tokenizer kind: a `gpt2` tokenizer.json first loads GPT-2's ranks (see
+ * tokenizerFromJSON for every tokenizer kind: a `gpt2` tokenizer (lmp's JSON) first loads GPT-2's ranks (see
  * loadGpt2; `loadRanks` as there). Rejects with an LmpError on a malformed JSON or missing ranks.
  */
 export async function loadTokenizerFromJSON(json: unknown, loadRanks?: () => Promise<unknown>): Promise<Tokenizer> {

@@ -26,7 +26,7 @@ export interface Tokenizer {
   /** rmSpTks drops BOS, EOS and PAD (never UNK); unknown ids read as <unk>. */
   dec(ids: number[], opts?: { rmSpTks?: boolean }): string
   buildVocab(texts: Iterable<string>): void
-  /** What tokenizer.json holds. */
+  /** What lmp's tokenizer JSON (lmp_tokenizer.json) holds. */
   toJSON(): object
 }
 
