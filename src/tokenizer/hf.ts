@@ -120,7 +120,7 @@ export function gpt2Merges(tokens: readonly string[]): [string, string][] {
         if (pr !== undefined && pr < bestRank) { bestRank = pr; best = i }
       }
       if (best < 0) break
-      parts = [...parts.slice(0, best), parts[best] + parts[best + 1], ...parts.slice(best + 2)]
+      parts.splice(best, 2, parts[best] + parts[best + 1])
     }
     if (parts.length !== 2) throw new LmpError(`GPT-2 token ${r} (${JSON.stringify(token)}) is not one merge of lower-ranked tokens`)
     merges.push([parts[0], parts[1]])
