@@ -132,8 +132,9 @@ function gpt2Json(tk: Gpt2Tokenizer): Json {
   const sp = specialTexts(tk)
   const vocab: Record<string, number> = {}
   const ranked: string[] = [] // GPT-2 tokens in id order = rank order, in both id layouts
+  const specialIds = new Set(Object.values(specialIdsOf(tk)))
   for (let id = 0; id < tk.vocabSize; id++) {
-    const bytes = tk.tokenBytes(id)
+    const bytes = specialIds.has(id) ? null : tk.tokenBytes(id)
     if (!bytes) continue
     const s = Array.from(bytes, (b) => BYTE_CHAR[b]).join('')
     vocab[s] = id
