@@ -1,10 +1,8 @@
 // Saving and loading tokenizer.json (node only).
 import { readFileSync, renameSync, writeFileSync, mkdirSync, rmSync } from 'node:fs'
-import { dirname, join } from 'node:path'
+import { dirname } from 'node:path'
 import { createRequire } from 'node:module'
 import { LmpError } from '../errors.ts'
-import { writeFileAtomic } from '../io/atomic.ts'
-import { hfTokenizerConfig, hfTokenizerJSON } from './hf.ts'
 import { tokenizerFromJSON, createTokenizer, type Tokenizer } from './index.ts'
 import { GPT2_PACKAGE, GPT2_RANKS_MODULE, registerGpt2 } from './gpt2.ts'
 
@@ -56,22 +54,4 @@ export function loadTokenizer(path: string): Tokenizer {
   } catch (err) {
     throw new LmpError(`corrupt tokenizer file ${path}: ${(err as Error).message}`)
   }
-}
-
-/** The file names Hugging Face tools look for in a model or tokenizer folder. */
-export const HF_TOKENIZER_FILE = 'tokenizer.json'
-export const HF_TOKENIZER_CONFIG_FILE = 'tokenizer_config.json'
-
-/**
- * Writes the tokenizer in Hugging Face's format into `dir` (created if missing): HF_TOKENIZER_FILE
- * (hfTokenizerJSON) and HF_TOKENIZER_CONFIG_FILE (hfTokenizerConfig; `modelMaxLength` = the model's context
- * length in tokens, omitted when not given). Each file is written atomically; throws a WriteError (an LmpError)
- * naming the file that could not be written. lmp's own tokenizer file must then live under another name.
- */
-export async function saveHfTokenizer(dir: string, tk: Tokenizer, modelMaxLength?: number): Promise<void> {
-  // both built before anything is written, so a bad tokenizer or length leaves no file behind
-  const config = JSON.stringify(hfTokenizerConfig(tk, modelMaxLength), null, 2) + '\n'
-  const json = JSON.stringify(hfTokenizerJSON(tk)) + '\n'
-  await writeFileAtomic(join(dir, HF_TOKENIZER_FILE), json)
-  await writeFileAtomic(join(dir, HF_TOKENIZER_CONFIG_FILE), config)
 }
