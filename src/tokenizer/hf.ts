@@ -114,7 +114,7 @@ export function gpt2Merges(tokens: readonly string[]): [string, string][] {
         if (pr !== undefined && pr < bestRank) { bestRank = pr; best = i }
       }
       if (best < 0) break
-      parts = [...parts.slice(0, best), parts[best] + parts[best + 1], ...parts.slice(best + 2)]
+      parts.splice(best, 2, parts[best] + parts[best + 1])
     }
     if (parts.length !== 2) throw new LmpError(`GPT-2 token ${r} (${JSON.stringify(token)}) is not one merge of lower-ranked tokens`)
     merges.push([parts[0], parts[1]])
@@ -126,8 +126,9 @@ function gpt2Json(tk: Gpt2Tokenizer): Json {
   const sp = specialTexts(tk)
   const vocab: Record<string, number> = {}
   const ranked: string[] = [] // GPT-2 tokens in id order = rank order, in both id layouts
+  const specialIds = new Set(Object.values(specialIdsOf(tk)))
   for (let id = 0; id < tk.vocabSize; id++) {
-    const bytes = tk.tokenBytes(id)
+    const bytes = specialIds.has(id) ? null : tk.tokenBytes(id)
     if (!bytes) continue
     const s = Array.from(bytes, (b) => BYTE_CHAR[b]).join('')
     vocab[s] = id
