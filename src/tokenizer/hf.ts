@@ -39,11 +39,10 @@ import type { SpecialIds } from './special.ts'
 
 type Json = Record<string, unknown>
 
-const specialIdsOf = (tk: Tokenizer): SpecialIds => tk.specialIds
 
 /** The text of each special token, e.g. { bos: '<bos>', ... } or { bos: '<|endoftext|>', ... }. */
 function specialTexts(tk: Tokenizer): { bos: string; eos: string; pad: string; unk: string } {
-  const ids = specialIdsOf(tk)
+  const ids = tk.specialIds
   const text = (id: number) => {
     const s = tk instanceof VocabTokenizer ? tk.id2tk[id] : tk.dec([id])
     if (!s) throw new LmpError(`tokenizer has no text for special token id ${id}`)
@@ -78,7 +77,7 @@ function bosTemplate(bos: string, bosId: number): Json {
 }
 
 function addedTokens(tk: Tokenizer): Json[] {
-  const ids = specialIdsOf(tk)
+  const ids = tk.specialIds
   const texts = specialTexts(tk)
   const byId = new Map<number, string>()
   for (const k of ['bos', 'eos', 'pad', 'unk'] as const) byId.set(ids[k], texts[k])
@@ -126,7 +125,7 @@ function gpt2Json(tk: Gpt2Tokenizer): Json {
   const sp = specialTexts(tk)
   const vocab: Record<string, number> = {}
   const ranked: string[] = [] // GPT-2 tokens in id order = rank order, in both id layouts
-  const specialIds = new Set(Object.values(specialIdsOf(tk)))
+  const specialIds = new Set(Object.values(tk.specialIds))
   for (let id = 0; id < tk.vocabSize; id++) {
     const bytes = specialIds.has(id) ? null : tk.tokenBytes(id)
     if (!bytes) continue
@@ -144,7 +143,7 @@ function gpt2Json(tk: Gpt2Tokenizer): Json {
     added_tokens: added,
     normalizer: tk.isUncased ? sequence(lowercase()) : null,
     pre_tokenizer: byteLevel,
-    post_processor: bosTemplate(sp.bos, specialIdsOf(tk).bos),
+    post_processor: bosTemplate(sp.bos, tk.specialIds.bos),
     decoder: byteLevel,
     model: {
       type: 'BPE', dropout: null, unk_token: sp.unk, continuing_subword_prefix: '', end_of_word_suffix: '',
@@ -166,7 +165,7 @@ export function hfTokenizerJSON(tk: Tokenizer): Json {
   const sp = specialTexts(tk)
   const raw = tk instanceof CharTokenizer && tk.isRaw
   const wordLevel = { type: 'WordLevel', vocab: vocabOf(tk), unk_token: sp.unk }
-  const common = { version: '1.0', truncation: null, padding: null, post_processor: bosTemplate(sp.bos, specialIdsOf(tk).bos) }
+  const common = { version: '1.0', truncation: null, padding: null, post_processor: bosTemplate(sp.bos, tk.specialIds.bos) }
   if (tk instanceof CharTokenizer) {
     return {
       ...common,
