@@ -14,7 +14,7 @@ import { loadExperimentModel } from '../server/models.ts'
 import { demoSamples } from '../src/data/demo.ts'
 import { generateText } from '../src/infer/generate.ts'
 import { createTokenizer } from '../src/tokenizer/index.ts'
-import { saveTokenizer } from '../src/tokenizer/io.ts'
+import { saveTokenizerFiles } from '../src/exp.ts'
 import { CHROMIUM, launch, preparePage, waitForState } from '../test/web/browser.ts'
 import { median, report } from './util.ts'
 
@@ -34,7 +34,7 @@ const dir = join(root, 'demo-shape')
 mkdirSync(dir)
 const tokenizer = createTokenizer('character', { isUncased: true })
 tokenizer.buildVocab(demoSamples('train'))
-saveTokenizer(join(dir, 'tokenizer.json'), tokenizer)
+await saveTokenizerFiles(dir, tokenizer)
 const config = {
   ...MODEL_DEFAULTS, model: 'LSTM-2000' as const, vocabSize: tokenizer.vocabSize,
   // The LSTM the demo trained before it moved to a Transformer (issue 15), kept so the numbers compare.

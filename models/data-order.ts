@@ -3,7 +3,7 @@
 // BPTT's contiguous streams, and nanoGPT's random windows of one token stream.
 import { LmpError } from '../src/errors.ts'
 import { lmWindows } from '../src/data/index.ts'
-import { BOS_ID, PAD_ID, padToMax, type Tokenizer } from '../src/tokenizer/index.ts'
+import { IGNORE_INDEX, padToMax, type Tokenizer } from '../src/tokenizer/index.ts'
 import { createRng } from '../src/infer/rng.ts'
 
 /** One step's rows; `fresh`: the rows start new streams (TBPTT starts from the zero state). */
@@ -65,13 +65,15 @@ export function shuffledWindows(
  * Truncated BPTT (char-rnn's layout): the samples' token ids, concatenated, are cut into batchSize
  * contiguous streams; step k of an epoch feeds row b the k-th window of stream b, so the final state of
  * one step is the right initial state of the next. Every epoch walks the streams from the start again.
- * A target BOS is not predicted (PAD), as perplexity never counts it.
+ * A target BOS is not predicted (IGNORE_INDEX), as perplexity never counts it; where BOS is EOS too (GPT-2's
+ * <|endoftext|>) the samples share it, one between two samples, as GPT-2 was trained.
  */
 export function tbpttStreams(samples: Iterable<string>, tokenizer: Tokenizer, batchSize: number, maxSeqLen: number): DataOrder & { windowsPerEpoch: number } {
   const pieces: number[][] = []
   let total = 0
+  const { bos, eos, pad } = tokenizer.specialIds
   for (const s of samples) {
-    const ids = tokenizer.enc(s)
+    const ids = bos === eos && pieces.length > 0 ? tokenizer.enc(s).slice(1) : tokenizer.enc(s)
     pieces.push(ids)
     total += ids.length
   }
@@ -100,7 +102,7 @@ export function tbpttStreams(samples: Iterable<string>, tokenizer: Tokenizer, ba
       for (let b = 0; b < batchSize; b++) {
         const start = b * streamLen + cursor * maxSeqLen
         inputs.push(Array.from(ids.subarray(start, start + maxSeqLen)))
-        targets.push(Array.from(ids.subarray(start + 1, start + 1 + maxSeqLen), (id) => (id === BOS_ID ? PAD_ID : id)))
+        targets.push(Array.from(ids.subarray(start + 1, start + 1 + maxSeqLen), (id) => ((id === bos && bos !== eos) || id === pad ? IGNORE_INDEX : id)))
       }
       return { inputs, targets, fresh: cursor++ === 0 }
     },
@@ -166,7 +168,7 @@ export function randomWindows(ids: Int32Array, c: { batchSize: number; maxSeqLen
 
 /**
  * The whole stream once, in order: non-overlapping windows of maxSeqLen, so that every token but the first
- * is a target exactly once (the last window's tail padded with PAD, which no loss counts). Each target's
+ * is a target exactly once (the last window's tail padded: targets with IGNORE_INDEX, which no loss counts). Each target's
  * context is what precedes it in its window, 0 to maxSeqLen - 1 tokens: the same spread of context lengths
  * as random windows, so this pass is the value that nanoGPT's random estimate samples.
  */
@@ -176,18 +178,20 @@ export function fullPassWindows(ids: Int32Array, maxSeqLen: number): { inputs: n
   for (let i = 0; i + 1 < ids.length; i += maxSeqLen) {
     const end = Math.min(i + maxSeqLen, ids.length - 1)
     inputs.push(padToMax(maxSeqLen, Array.from(ids.subarray(i, end))))
-    targets.push(padToMax(maxSeqLen, Array.from(ids.subarray(i + 1, end + 1))))
+    targets.push(padToMax(maxSeqLen, Array.from(ids.subarray(i + 1, end + 1)), IGNORE_INDEX))
   }
   return { inputs, targets }
 }
 
-/** Token windows as rows: inputs and targets, with targets that only re-read context set to PAD. */
+/** Token windows as rows: inputs and targets, with targets that only re-read context, and PAD targets, set to
+ * IGNORE_INDEX. */
 export function buildWindows(samples: Iterable<string>, tokenizer: Tokenizer, maxSeqLen: number, stride: number) {
   const inputs: number[][] = []
   const targets: number[][] = []
+  const { pad } = tokenizer.specialIds
   for (const w of lmWindows(samples, tokenizer, maxSeqLen, stride)) {
     inputs.push(w.cur)
-    targets.push(w.next.map((id, i) => (w.isNotCtx[i] ? id : PAD_ID)))
+    targets.push(w.next.map((id, i) => (w.isNotCtx[i] && id !== pad ? id : IGNORE_INDEX)))
   }
   return { inputs, targets }
 }

@@ -3,7 +3,6 @@
 import * as tf from '@tensorflow/tfjs-core'
 import { LmpError } from '../src/errors.ts'
 import { maskAndPositions } from '../src/infer/batch.ts'
-import { PAD_ID } from '../src/tokenizer/index.ts'
 import { RecurrentLM, RNN_NAMES, type RnnConfig, type ParamSpec } from './rnn.ts'
 import { TransformerLM, TRANSFORMER_NAMES, type TransformerConfig } from './transformer.ts'
 import { stackFirst, TfOps, unstackFirst } from './tf-ops.ts'
@@ -167,8 +166,9 @@ export function forwardTf(
 }
 
 /**
- * Cross-entropy of per-step logits against target rows, averaged over the targets that are not PAD
- * (lmp's loss), with optional label smoothing over all classes.
+ * Cross-entropy of per-step logits against target rows, averaged over the targets that are not ignored
+ * (IGNORE_INDEX, -1, or any negative id: PyTorch's ignore_index; lmp ignores PAD targets, which the data
+ * order marks so), with optional label smoothing over all classes.
  */
 export function lossTf(logits: tf.Tensor2D[] | tf.Tensor3D, targets: number[][], labelSmoothing = 0): { loss: tf.Scalar; count: number } {
   if (!Array.isArray(logits)) {
@@ -180,7 +180,7 @@ export function lossTf(logits: tf.Tensor2D[] | tf.Tensor3D, targets: number[][],
   let count = 0
   const terms = logits.map((lg, t) => {
     const col = targets.map((row) => row[t])
-    const weights: number[] = col.map((id) => (id === PAD_ID ? 0 : 1))
+    const weights: number[] = col.map((id) => (id < 0 ? 0 : 1))
     count += weights.reduce((a, b) => a + b, 0)
     const logp = tf.logSoftmax(lg)
     let target = tf.cast(tf.oneHot(tf.tensor1d(col, 'int32'), vocab), 'float32')

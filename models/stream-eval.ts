@@ -10,7 +10,7 @@ const ROWS = 128
 
 /**
  * Summed cross-entropy (nats) and the number of targets of `rows`, with the live weights in eval mode (no
- * dropout); PAD targets are not counted.
+ * dropout); ignored targets (negative: IGNORE_INDEX) are not counted.
  */
 export function sumLoss(model: LanguageModel, params: Record<string, tf.Tensor>, inputs: number[][], targets: number[][]): { sum: number; count: number } {
   const o = new TfOps(params, false)

@@ -142,8 +142,8 @@ interface Saved {
 }
 
 /**
- * Train `modelConfig` on `samples` and write checkpoints to `dir`. The caller has written config.json
- * and tokenizer.json there already. With `resume`, training continues from the last complete checkpoint
+ * Train `modelConfig` on `samples` and write checkpoints to `dir`. The caller has written lmp_config.json
+ * and lmp_tokenizer.json there already. With `resume`, training continues from the last complete checkpoint
  * in `dir` and gives the same losses as a run that was never stopped.
  */
 export async function train(opts: {

@@ -1,9 +1,14 @@
 // Export a trained model to one ONNX graph (opset 17, IR 8) that serves both scoring and step-by-step
 // generation: `input_ids` plus the carried state in, `logits` plus the next state out (DESIGN.md).
 import { createHash } from 'node:crypto'
-import { mkdirSync, readFileSync } from 'node:fs'
+import { mkdirSync, readFileSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { writeFileAtomic } from '../src/io/atomic.ts'
+import { HF_CONFIG, HF_GENERATION_CONFIG, HF_TOKENIZER_CONFIG, LMP_TOKENIZER, lmpFiles, saveHfTokenizer, upgradeLayout } from '../src/exp.ts'
+import { packageVersion } from '../src/version.ts'
+import { loadTokenizer } from '../src/tokenizer/io.ts'
+import { hfTokenizerConfig } from '../src/tokenizer/hf.ts'
+import { LMP_SPECIAL_IDS, type Tokenizer } from '../src/tokenizer/index.ts'
 import { ATTENTION_MASK, POSITION_IDS, type Manifest } from '../src/infer/types.ts'
 import { manifestDigestInput } from '../src/infer/manifest-check.ts'
 import type { LanguageModel } from '../models/lm.ts'
@@ -11,6 +16,7 @@ import type { RecurrentLM } from '../models/rnn.ts'
 import type { TransformerLM } from '../models/transformer.ts'
 import { encodeModel, type AttrValue, type GraphDef } from './proto.ts'
 import { GraphBuilder, OnnxOps, type Weights } from './trace.ts'
+import { hfGenerationConfig, hfModelConfig } from './hf-config.ts'
 
 export const OPSET = 17
 export const IR_VERSION = 8
@@ -32,7 +38,14 @@ export interface ExportOptions {
    * different numbers of tokens never share a call (tests, before/after bench).
    */
   attentionMask?: boolean
+  /**
+   * The tokenizer the model was trained with: its kind and special ids go into the manifest and the graph's
+   * metadata_props (they describe the export, never change the graph). Without it the manifest gives lmp's
+   * own tokenizers' ids (0-3) and the metadata neither ids nor kind.
+   */
+  tokenizer?: Tokenizer
 }
+
 
 /**
  * The standard ONNX op that equals this model's cell, or null. ONNX `LSTM` has gates per unit: our gates per
@@ -276,6 +289,16 @@ function fusedRecurrentGraph(model: RecurrentLM, weights: Weights, op: 'LSTM' | 
   return root.toGraph(model.config.model)
 }
 
+/** `{ chat_template }` of an existing tokenizer_config.json (one a user added for lmp serve), or nothing. */
+function readChatTemplate(path: string): { chat_template?: unknown } {
+  try {
+    const template = JSON.parse(readFileSync(path, 'utf8'))?.chat_template
+    return template === undefined ? {} : { chat_template: template }
+  } catch {
+    return {}
+  }
+}
+
 const pastName = (layer: number, kv: 'key' | 'value') => `past_key_values.${layer}.${kv}`
 const presentName = (layer: number, kv: 'key' | 'value') => `present.${layer}.${kv}`
 
@@ -336,9 +359,9 @@ export function buildExport(model: LanguageModel, weights: Weights, checkpoint?:
     version: 1,
     architecture: model.config.model,
     model: 'model.onnx',
-    tokenizer: 'tokenizer.json',
+    tokenizer: LMP_TOKENIZER,
     vocabSize: model.config.vocabSize,
-    specialTokens: { bos: 0, eos: 1, pad: 2, unk: 3 },
+    specialTokens: { ...(options.tokenizer?.specialIds ?? LMP_SPECIAL_IDS) },
     opset: OPSET,
     irVersion: IR_VERSION,
     maxSeqLen: model.kind === 'transformer' ? model.config.maxSeqLen : null,
@@ -350,6 +373,23 @@ export function buildExport(model: LanguageModel, weights: Weights, checkpoint?:
   return { graph, manifest }
 }
 
+/**
+ * The graph's metadata_props (ONNX ModelProto field 14, string → string), so that the file describes itself
+ * without the manifest: `architecture` ('Transformer', 'LSTM-2000', ...), `vocab_size`, `max_seq_len`
+ * (the longest context in one call; absent for recurrent models, which have none), and with a tokenizer
+ * its kind (`tokenizer`: lmp's tknzr_name, 'character' | 'whitespace' | 'BPE' | 'gpt2') and
+ * `bos_token_id`, `eos_token_id`, `pad_token_id`, `unk_token_id` (Hugging Face's names for them).
+ */
+export function onnxMetadata(manifest: Omit<Manifest, 'sha256'>, tokenizer?: Tokenizer): Record<string, string> {
+  const meta: Record<string, string> = { architecture: manifest.architecture, vocab_size: String(manifest.vocabSize) }
+  if (manifest.maxSeqLen !== null) meta.max_seq_len = String(manifest.maxSeqLen)
+  if (tokenizer) {
+    meta.tokenizer = tokenizer.name
+    for (const [k, id] of Object.entries(manifest.specialTokens)) meta[`${k}_token_id`] = String(id)
+  }
+  return meta
+}
+
 export function serialize(model: LanguageModel, weights: Weights, checkpoint?: number, options: ExportOptions = {}): { bytes: Uint8Array; manifest: Manifest } {
   const { graph, manifest } = buildExport(model, weights, checkpoint, options)
   const bytes = encodeModel({
@@ -357,7 +397,8 @@ export function serialize(model: LanguageModel, weights: Weights, checkpoint?: n
     opset: OPSET,
     irVersion: IR_VERSION,
     producerName: 'lm-playground',
-    metadata: { architecture: manifest.architecture },
+    producerVersion: packageVersion(),
+    metadata: onnxMetadata(manifest, options.tokenizer),
   })
   const sha256 = createHash('sha256').update(bytes).digest('hex')
   const full: Manifest = { ...manifest, sha256 }
@@ -365,13 +406,38 @@ export function serialize(model: LanguageModel, weights: Weights, checkpoint?: n
   return { bytes, manifest: { ...full, manifestSha256: createHash('sha256').update(manifestDigestInput(full)).digest('hex') } }
 }
 
-/** Write exp/NAME/onnx/{model.onnx, manifest.json, tokenizer.json}; each file atomically. */
+/**
+ * Writes exp/NAME/onnx/{model.onnx, lmp_tokenizer.json (a copy of the experiment's), manifest.json} and
+ * Hugging Face's files in exp/NAME: tokenizer.json, and for a Transformer config.json,
+ * generation_config.json (hfModelConfig, hfGenerationConfig) and tokenizer_config.json (hfTokenizerConfig,
+ * model_max_length = the context, padding_side 'left'; a chat_template already there is kept), so that transformers.js opens
+ * exp/NAME. Each file atomically. The tokenizer is the experiment's (lmpFiles); a folder of the old layout is
+ * upgraded first (upgradeLayout). Recurrent models get no config.json: transformers.js has no class for them.
+ */
 export async function exportToDir(model: LanguageModel, weights: Weights, expDir: string, checkpoint?: number, options: ExportOptions = {}): Promise<{ dir: string; manifest: Manifest }> {
+  upgradeLayout(expDir)
+  const tokenizerPath = lmpFiles(expDir).tokenizer
+  const tokenizer = options.tokenizer ?? loadTokenizer(tokenizerPath) // a one-line error when missing or corrupt
+  const tokenizerBytes = readFileSync(tokenizerPath)
   const dir = join(expDir, 'onnx')
   mkdirSync(dir, { recursive: true })
-  const { bytes, manifest } = serialize(model, weights, checkpoint, options)
+  const { bytes, manifest } = serialize(model, weights, checkpoint, { ...options, tokenizer })
   await writeFileAtomic(join(dir, 'model.onnx'), bytes)
-  await writeFileAtomic(join(dir, 'tokenizer.json'), readFileSync(join(expDir, 'tokenizer.json')))
+  await writeFileAtomic(join(dir, LMP_TOKENIZER), tokenizerBytes)
   await writeFileAtomic(join(dir, 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n')
+  // An export of the old layout kept lmp's tokenizer here under Hugging Face's name; the manifest no longer names it.
+  rmSync(join(dir, 'tokenizer.json'), { force: true })
+  // Again (train-model and train-tknzr wrote it): an upgraded old folder has none yet.
+  await saveHfTokenizer(expDir, tokenizer)
+  if (model.kind === 'transformer') {
+    const json = (x: unknown) => JSON.stringify(x, null, 2) + '\n'
+    await writeFileAtomic(join(expDir, HF_CONFIG), json(hfModelConfig(model.config, manifest.specialTokens)))
+    await writeFileAtomic(join(expDir, HF_GENERATION_CONFIG), json(hfGenerationConfig(manifest.specialTokens)))
+    const chatTemplate = readChatTemplate(join(expDir, HF_TOKENIZER_CONFIG))
+    // padding_side 'left': a batch of prompts then ends each row at its last token, where generation goes on
+    // (transformers pads on the right unless told; our graph takes left padding through attention_mask).
+    const tokenizerConfig = { ...hfTokenizerConfig(tokenizer, model.config.maxSeqLen), padding_side: 'left', ...chatTemplate }
+    await writeFileAtomic(join(expDir, HF_TOKENIZER_CONFIG), json(tokenizerConfig))
+  }
   return { dir, manifest }
 }

@@ -48,6 +48,7 @@ export interface ModelDef {
   opset?: number // default 17
   irVersion?: number // default 8
   producerName?: string
+  producerVersion?: string
   docString?: string
   metadata?: Record<string, string>
 }
@@ -190,6 +191,7 @@ export function encodeModel(model: ModelDef): Uint8Array {
     graph,
     opset_import: opsetImport,
   }
+  if (model.producerVersion) proto.producer_version = model.producerVersion
   if (model.docString) proto.doc_string = model.docString
   if (model.metadata) {
     proto.metadata_props = Object.entries(model.metadata).map(([key, value]) => ({ key, value }))
@@ -309,6 +311,7 @@ export function decodeModel(bytes: Uint8Array): ModelDef {
       irVersion: toNumber(m.ir_version),
     }
     if (has(m, 'producer_name')) model.producerName = m.producer_name
+    if (has(m, 'producer_version')) model.producerVersion = m.producer_version
     if (has(m, 'doc_string')) model.docString = m.doc_string
     if (m.metadata_props.length > 0) {
       model.metadata = Object.fromEntries((m.metadata_props as Msg[]).map((e) => [e.key, e.value]))

@@ -17,7 +17,6 @@ import { AnswerBudget, backPressuredJson } from './send.ts'
 import { bearerCheck, crossSiteGuard, guardedPaths, isLoopback } from './security.ts'
 import { ModelRegistry, type ServedModel } from './models.ts'
 import { defaultLimits, Validator, type ServerLimits } from './validation.ts'
-import { BOS_ID } from '../src/tokenizer/index.ts'
 import { tokenStrings } from '../src/tokenizer/pieces.ts'
 
 export interface AppOptions {
@@ -156,7 +155,7 @@ export function createApp(opts: AppOptions): App {
     const r = await engine.score(m, body.text, { perToken, alternatives: body.top_logprobs ?? undefined }, closed.signal)
     metrics.tokens(m.name, r.tokens, 0)
     // Each token's own text (a space is ' '), specials by name (src/tokenizer/pieces.ts).
-    const strings = r.perToken ? tokenStrings(m.tokenizer, [BOS_ID, ...r.perToken.map((p) => p.tokenId)])!.slice(1) : []
+    const strings = r.perToken ? tokenStrings(m.tokenizer, [m.tokenizer.specialIds.bos, ...r.perToken.map((p) => p.tokenId)])!.slice(1) : []
     // Alternatives as the page's score view shows them (web/worker.ts), which test/web/views.test.ts compares.
     const str = (id: number) => m.tokenizer.dec([id])
     res.json({

@@ -1,4 +1,4 @@
-// Loading exported experiments (exp/NAME/onnx/{manifest.json, model.onnx, tokenizer.json}) into
+// Loading exported experiments (exp/NAME/onnx/{manifest.json, model.onnx, the tokenizer it names}) into
 // onnxruntime-node, and the registry of models a server holds, addressed by name.
 import { createHash } from 'node:crypto'
 import { readFile, stat } from 'node:fs/promises'
@@ -54,7 +54,10 @@ async function readOrFail(file: string, what: string, hint: string): Promise<Buf
   }
 }
 
-/** Reads DIR/onnx/manifest.json, model.onnx and tokenizer.json, checks the checksum, opens the session. */
+/**
+ * Reads DIR/onnx/manifest.json, model.onnx and the tokenizer the manifest names (lmp_tokenizer.json; older
+ * exports: tokenizer.json), checks the checksum, opens the session.
+ */
 export async function loadExperimentModel(dir: string, opts: LoadOptions = {}): Promise<ServedModel> {
   const name = opts.name ?? path.basename(path.resolve(dir))
   if (!MODEL_NAME.test(name)) throw new LmpError(`invalid model name '${name}' (letters, digits, '.', '_' and '-')`)
@@ -98,7 +101,7 @@ export async function loadExperimentModel(dir: string, opts: LoadOptions = {}): 
   }
   let tokenizer: Tokenizer
   try {
-    // A gpt2 tokenizer.json names GPT-2's ranks; they are loaded (once) from the npm package.
+    // A gpt2 tokenizer file names GPT-2's ranks; they are loaded (once) from the npm package.
     tokenizer = await loadTokenizerFromJSON(tokenizerJson)
   } catch (err) {
     throw new LmpError(`cannot load tokenizer ${files.tokenizer}: ${(err as Error).message}`)

@@ -1,8 +1,14 @@
-// The experiment folder (DESIGN.md "Artifacts"): exp/NAME/{config.json, tokenizer.json,
-// ckpt-STEP.safetensors, ckpt-STEP.optim.safetensors, metrics.jsonl, onnx/}. Node only.
-import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs'
+// The experiment folder (DESIGN.md "Artifacts"): exp/NAME/{lmp_config.json, lmp_tokenizer.json,
+// ckpt-STEP.safetensors, ckpt-STEP.optim.safetensors, metrics.jsonl, onnx/} and Hugging Face's files
+// (tokenizer.json; config.json, tokenizer_config.json, generation_config.json once a Transformer is
+// exported), so that the folder opens in transformers.js as it is. Node only.
+import { existsSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { LmpError } from './errors.ts'
+import { writeError, writeFileAtomic } from './io/atomic.ts'
+import { saveTokenizer } from './tokenizer/io.ts'
+import { hfTokenizerJSON } from './tokenizer/hf.ts'
+import type { Tokenizer } from './tokenizer/index.ts'
 
 /** Where experiments live: $LMP_EXP_DIR, else ./exp. */
 export function expRoot(): string {
@@ -19,12 +25,85 @@ export function expDir(name: string): string {
   return join(expRoot(), name)
 }
 
+/** lmp's own files in an experiment folder, named so that they never collide with Hugging Face's. */
+export const LMP_CONFIG = 'lmp_config.json' // every option of the run (or of `lmp train-tknzr`)
+export const LMP_TOKENIZER = 'lmp_tokenizer.json' // the tokenizer in lmp's format (src/tokenizer/io.ts)
+
+/** Hugging Face's files in an experiment folder (the names transformers' from_pretrained looks for). */
+export const HF_CONFIG = 'config.json'
+export const HF_TOKENIZER = 'tokenizer.json'
+export const HF_TOKENIZER_CONFIG = 'tokenizer_config.json'
+export const HF_GENERATION_CONFIG = 'generation_config.json'
+
+// Before Hugging Face's files were written, lmp's own went by their names. Told apart by content: a Hugging
+// Face config.json has `model_type`, lmp's never did; lmp's tokenizer JSON has `tknzr_name`, Hugging
+// Face's never does. An unreadable config.json counts as lmp's, so that reading it says what is wrong.
+const legacyConfig = (dir: string) => existsSync(join(dir, HF_CONFIG)) && !('model_type' in (readJsonOr(join(dir, HF_CONFIG)) ?? {}))
+const legacyTokenizer = (dir: string) => typeof readJsonOr(join(dir, HF_TOKENIZER))?.tknzr_name === 'string'
+
+/**
+ * Where lmp's run options and tokenizer are in experiment folder `dir`: lmp_config.json and
+ * lmp_tokenizer.json, or in a folder written before they were renamed, config.json and tokenizer.json in
+ * lmp's format. A file that is in neither place is given under its new name (reading it then fails with
+ * that name). The one place that decides these paths.
+ */
+export function lmpFiles(dir: string): { config: string; tokenizer: string } {
+  const config = join(dir, LMP_CONFIG)
+  const tokenizer = join(dir, LMP_TOKENIZER)
+  return {
+    config: !existsSync(config) && legacyConfig(dir) ? join(dir, HF_CONFIG) : config,
+    tokenizer: !existsSync(tokenizer) && legacyTokenizer(dir) ? join(dir, HF_TOKENIZER) : tokenizer,
+  }
+}
+
+/**
+ * Renames an old folder's config.json and tokenizer.json (lmp's formats) to lmp_config.json and
+ * lmp_tokenizer.json, so that writing Hugging Face's files there never overwrites them. Writers call it
+ * under the folder's lock before they write; readers need not (lmpFiles finds either).
+ */
+export function upgradeLayout(dir: string): void {
+  const rename = (from: string, to: string) => {
+    try {
+      renameSync(join(dir, from), join(dir, to))
+    } catch (e) {
+      throw writeError(join(dir, to), e)
+    }
+  }
+  if (!existsSync(join(dir, LMP_CONFIG)) && legacyConfig(dir)) rename(HF_CONFIG, LMP_CONFIG)
+  if (!existsSync(join(dir, LMP_TOKENIZER)) && legacyTokenizer(dir)) rename(HF_TOKENIZER, LMP_TOKENIZER)
+}
+
+/**
+ * Writes experiment folder `dir`'s tokenizer: lmp_tokenizer.json (lmp's format), then tokenizer.json
+ * (Hugging Face's), each atomically. Throws a WriteError naming the file that failed.
+ */
+export async function saveTokenizerFiles(dir: string, tk: Tokenizer): Promise<void> {
+  const path = join(dir, LMP_TOKENIZER)
+  try {
+    saveTokenizer(path, tk)
+  } catch (e) {
+    throw writeError(path, e)
+  }
+  await saveHfTokenizer(dir, tk)
+}
+
+/** Writes `dir`/tokenizer.json: `tk` in Hugging Face tokenizers' format (src/tokenizer/hf.ts), atomically. */
+export async function saveHfTokenizer(dir: string, tk: Tokenizer): Promise<void> {
+  await writeFileAtomic(join(dir, HF_TOKENIZER), JSON.stringify(hfTokenizerJSON(tk)) + '\n')
+}
+
+/** Whether `dir` holds a tokenizer (lmp's, under either name). */
+export function hasTokenizer(dir: string): boolean {
+  return existsSync(lmpFiles(dir).tokenizer)
+}
+
 /** An existing experiment's folder, or a one-line error naming the ones there are. */
 export function existingExpDir(name: string): string {
   const dir = expDir(name)
-  if (!existsSync(join(dir, 'config.json'))) {
-    const known = existsSync(expRoot()) ? readdirSync(expRoot()).filter((d) => existsSync(join(expRoot(), d, 'config.json'))) : []
-    throw new LmpError(`unknown experiment '${name}' (no ${join(dir, 'config.json')})${known.length ? `; experiments: ${known.join(', ')}` : ''}`)
+  const config = lmpFiles(dir).config
+  if (!existsSync(config)) {
+    const known = existsSync(expRoot()) ? readdirSync(expRoot()).filter((d) => existsSync(lmpFiles(join(expRoot(), d)).config)) : []
+    throw new LmpError(`unknown experiment '${name}' (no ${config})${known.length ? `; experiments: ${known.join(', ')}` : ''}`)
   }
   return dir
 }
@@ -75,20 +154,24 @@ export function resolveCheckpoint(dir: string, ckpt: number): number {
   return ckpt
 }
 
-// What a training run writes in its folder (tokenizer.json aside: `lmp train-tknzr` writes that alone).
-const RUN_FILE = /^ckpt-\d+\.(optim\.)?safetensors$|^metrics\.jsonl$|^config\.json$|^best\.json$|^onnx$/
+// What a training run and its export write in the folder: lmp's files, and the Hugging Face files that
+// describe the model (the tokenizer's two files aside: `lmp train-tknzr` writes those alone). config.json is
+// Hugging Face's, or lmp's run options in an old folder.
+const RUN_FILE = /^ckpt-\d+\.(optim\.)?safetensors$|^metrics\.jsonl$|^(lmp_)?config\.json$|^best\.json$|^onnx$|^(tokenizer|generation)_config\.json$/
 
 /** The files and folders of a training run in `dir` (none when it does not exist), sorted. */
 export function runFiles(dir: string): string[] {
   if (!existsSync(dir)) return []
-  // `lmp train-tknzr` writes a config.json too: with a tokenizer, it is not a run.
-  const tokenizerOnly = (f: string) => f === 'config.json' && readJsonOr(join(dir, f))?.command === 'train-tknzr'
+  // `lmp train-tknzr` writes lmp's config too: with a tokenizer, it is not a run.
+  const tokenizerOnly = (f: string) => (f === LMP_CONFIG || f === HF_CONFIG) && readJsonOr(join(dir, f))?.command === 'train-tknzr'
   return readdirSync(dir).filter((f) => RUN_FILE.test(f) && !tokenizerOnly(f)).sort()
 }
 
+/** A JSON object's content, or undefined when the file is missing, not JSON or not an object. */
 function readJsonOr(path: string): Record<string, unknown> | undefined {
   try {
-    return JSON.parse(readFileSync(path, 'utf8'))
+    const json = JSON.parse(readFileSync(path, 'utf8'))
+    return typeof json === 'object' && json !== null && !Array.isArray(json) ? json : undefined
   } catch {
     return undefined
   }
@@ -102,13 +185,16 @@ function readJsonOr(path: string): Record<string, unknown> | undefined {
 export function refuseToReplace(dir: string, name: string, opts: { overwrite: boolean; keepsTokenizer: boolean; resumable?: boolean }): void {
   if (opts.overwrite) return
   const found = runFiles(dir)
-  if (found.length === 0 && (opts.keepsTokenizer || !existsSync(join(dir, 'tokenizer.json')))) return
+  if (found.length === 0 && (opts.keepsTokenizer || !hasTokenizer(dir))) return
   const what = found.length ? `${found.length} file${found.length === 1 ? '' : 's'} of a run (${found.slice(0, 3).join(', ')}${found.length > 3 ? ', ...' : ''})` : 'a tokenizer'
   const hint = opts.resumable === false ? 'use another --exp-name, or --overwrite to delete it and start over' : 'use --resume to continue it, or --overwrite to delete it and start over'
   throw new LmpError(`experiment '${name}' already exists (${dir} holds ${what}): ${hint}`, 409)
 }
 
-/** Deletes the run in `dir` (checkpoints, metrics, config, best.json, onnx/), leaving anything else; `--overwrite`. */
+/**
+ * Deletes the run in `dir` (checkpoints, metrics, lmp's config, best.json, onnx/, Hugging Face's model files),
+ * leaving anything else; `--overwrite`.
+ */
 export function clearRun(dir: string): void {
   for (const f of runFiles(dir)) rmSync(join(dir, f), { recursive: true, force: true })
 }

@@ -25,6 +25,8 @@ export interface ScoredToken {
   id: number
   token: string
   text: string
+  /** BOS, EOS, PAD or UNK (the tokenizer's specialIds). */
+  special: boolean
   logprob: number
   top: { id: number; token: string; logprob: number }[]
 }

@@ -3,9 +3,6 @@
 // src/infer/perplexity.ts's scoreText, the code behind the server's /v1/perplexity.
 import { $, probability, showToken, type PageContext } from './dom.ts'
 import type { FromWorker, ScoredToken } from './protocol.ts'
-import { SPECIAL_TOKENS } from '../src/tokenizer/special.ts'
-
-const isSpecialId = (id: number) => id < SPECIAL_TOKENS.length
 
 const ALTERNATIVES = 5
 
@@ -51,8 +48,8 @@ export function scoreView(page: PageContext) {
       const span = document.createElement('span')
       // EOS reads as itself; a token that holds only part of a character's bytes (gpt2: the character
       // shows with the token that completes it) is an empty sliver that can still be hovered.
-      span.className = t.text ? 'tok' : isSpecialId(t.id) ? 'tok special' : 'tok part'
-      span.textContent = t.text || (isSpecialId(t.id) ? t.token : '')
+      span.className = t.text ? 'tok' : t.special ? 'tok special' : 'tok part'
+      span.textContent = t.text || (t.special ? t.token : '')
       span.dataset.index = String(i)
       span.dataset.logprob = String(t.logprob)
       const heat = Math.min(1, bits / maxBits)

@@ -1,5 +1,5 @@
 // The inference worker: onnxruntime-web (WASM, or WebGPU on a real GPU) runs here so the page
-// never freezes. It fetches the exported model folder (manifest.json, model.onnx, tokenizer.json) with
+// never freezes. It fetches the exported model folder (manifest.json, model.onnx, lmp_tokenizer.json) with
 // a progress report, keeps the files in the Cache API for offline use (or takes the files the user
 // opened from disk), and runs the page's jobs one at a time: generate (streamed), score, embedding
 // neighbours, attention weights. Generation, scoring and the tokenizer are the same src/ code the server
@@ -120,7 +120,7 @@ function parseManifest(text: string, where: string): Manifest {
 
 /**
  * The manifest comes from the network when it can (so a re-exported model is picked up) and from the
- * cache when offline; model.onnx and tokenizer.json are cached under the model's sha256, so they are
+ * cache when offline; model.onnx and the tokenizer are cached under the model's sha256, so they are
  * downloaded once per version.
  */
 async function fetchManifest(cache: Cache | undefined, url: string): Promise<{ manifest: Manifest; cached: boolean }> {
@@ -303,6 +303,7 @@ async function score(text: string, alternatives: number) {
     id: p.tokenId,
     token: str(p.tokenId),
     text: pieces[i + 1],
+    special: Object.values(tokenizer.specialIds).includes(p.tokenId),
     logprob: p.logprob,
     top: (p.top ?? []).map((a) => ({ id: a.tokenId, token: str(a.tokenId), logprob: a.logprob })),
   }))

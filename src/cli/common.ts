@@ -3,7 +3,7 @@
 import { join } from 'node:path'
 import { existsSync } from 'node:fs'
 import { LmpError } from '../errors.ts'
-import { checkpointPath, existingExpDir, readJson, resolveCheckpoint } from '../exp.ts'
+import { checkpointPath, existingExpDir, lmpFiles, readJson, resolveCheckpoint } from '../exp.ts'
 import { loadTokenizer } from '../tokenizer/io.ts'
 import type { Tokenizer } from '../tokenizer/index.ts'
 import type { StepModel } from '../infer/types.ts'
@@ -18,9 +18,10 @@ export interface Experiment {
 
 export function openExperiment(name: string): Experiment {
   const dir = existingExpDir(name)
-  const config = readJson(join(dir, 'config.json'), 'experiment config')
-  if (!config?.model?.model) throw new LmpError(`${join(dir, 'config.json')} is not a model experiment (no model options)`)
-  const tokenizer = loadTokenizer(join(dir, 'tokenizer.json'))
+  const files = lmpFiles(dir)
+  const config = readJson(files.config, 'experiment config')
+  if (!config?.model?.model) throw new LmpError(`${files.config} is not a model experiment (no model options)`)
+  const tokenizer = loadTokenizer(files.tokenizer)
   return { name, dir, config, tokenizer }
 }
 
@@ -50,7 +51,7 @@ export async function stepModelFor(exp: Experiment, ckpt: number, device: Device
   const { serialize } = await import('../../onnx/export.ts')
   const { loadOrtModel } = await import('../infer/ort-model.ts')
   const ort = await import('onnxruntime-node')
-  const { bytes, manifest } = serialize(model, weights)
+  const { bytes, manifest } = serialize(model, weights, undefined, { tokenizer: exp.tokenizer })
   await checkDevice(device)
   try {
     return { model: await loadOrtModel(ort as any, bytes, manifest, { executionProviders: executionProvidersFor(device) }), step }

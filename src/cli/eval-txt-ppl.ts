@@ -5,7 +5,6 @@ import { LmpError } from '../errors.ts'
 import { openExperiment, servingModel } from './common.ts'
 import { readTxtOption } from './io.ts'
 import { tokenPieces } from '../tokenizer/pieces.ts'
-import { PAD_ID } from '../tokenizer/special.ts'
 
 export const command: Command = {
   spec: {
@@ -31,7 +30,7 @@ export const command: Command = {
     // Each scored token's own text (a space is ' '), as the page and tknz-txt --json show it. The scored
     // tokens are the targets ids[1..] but PAD.
     const ids = exp.tokenizer.enc(txt)
-    const pieces = tokenPieces(exp.tokenizer, ids).filter((_, i) => i > 0 && ids[i] !== PAD_ID)
+    const pieces = tokenPieces(exp.tokenizer, ids).filter((_, i) => i > 0 && ids[i] !== exp.tokenizer.specialIds.pad)
     if (o.json) {
       console.log(JSON.stringify({
         object: 'perplexity',

@@ -1,4 +1,5 @@
-// `lmp export-onnx`: write exp/NAME/onnx/{model.onnx, manifest.json, tokenizer.json} from a checkpoint.
+// `lmp export-onnx`: write exp/NAME/onnx/{model.onnx, manifest.json, lmp_tokenizer.json} from a checkpoint,
+// and for a Transformer Hugging Face's files in exp/NAME (onnx/export.ts exportToDir).
 import type { Command } from './index.ts'
 import { join } from 'node:path'
 import { loadCheckpoint, openExperiment } from './common.ts'
@@ -21,7 +22,7 @@ export const command: Command = {
       removeTempFiles(join(exp.dir, 'onnx'))
       const { model, weights, step } = await loadCheckpoint(exp, o.ckpt)
       const { exportToDir } = await import('../../onnx/export.ts')
-      const { dir, manifest } = await exportToDir(model, weights, exp.dir, step)
+      const { dir, manifest } = await exportToDir(model, weights, exp.dir, step, { tokenizer: exp.tokenizer })
       console.log(`exported checkpoint ${step} of ${exp.name} (${manifest.architecture}) to ${dir}`)
     })
   },

@@ -1,6 +1,6 @@
 // `lmp COMMAND [options]`: dispatch to one command module. Every command exports a `command`
 // ({ spec, run }) and is listed here; errors become one line on stderr and a non-zero exit.
-import { readFileSync } from 'node:fs'
+import { packageVersion } from '../version.ts'
 import { helpText, parseArgs, UsageError, type CommandSpec, type ParsedArgs } from './args.ts'
 import { LmpError } from '../errors.ts'
 
@@ -37,7 +37,7 @@ function mainHelp(summaries: [string, string][]): string {
 
 /** The package's version, from package.json (what `lmp --version` prints). */
 export function version(): string {
-  return JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version
+  return packageVersion()
 }
 
 export async function main(argv: string[]): Promise<number> {

@@ -1,9 +1,8 @@
 // `lmp tknz-txt`: tokenize a text with an experiment's tokenizer and print the tokens (lmp's tknz_txt prints
 // Python's list repr; --json prints JSON).
-import { join } from 'node:path'
 import type { Command } from './index.ts'
 import { LmpError } from '../errors.ts'
-import { expDir } from '../exp.ts'
+import { expDir, lmpFiles } from '../exp.ts'
 import { existsSync } from 'node:fs'
 import { loadTokenizer } from '../tokenizer/io.ts'
 import { tokenPieces } from '../tokenizer/pieces.ts'
@@ -32,14 +31,14 @@ export const command: Command = {
     name: 'tknz-txt',
     summary: "Tokenize a text with an experiment's tokenizer and print the tokens.",
     options: {
-      'exp-name': { type: 'string', default: 'my_tknzr_exp', help: 'experiment whose tokenizer.json to use (lmp train-tknzr, or a model experiment)' },
+      'exp-name': { type: 'string', default: 'my_tknzr_exp', help: 'experiment whose tokenizer to use (lmp train-tknzr, or a model experiment)' },
       seed: { type: 'int', default: 42, help: 'random seed (kept for lmp compatibility)' },
       txt: { type: 'string', default: '', help: "text to tokenize ('-': read it from standard input)" },
       json: { type: 'boolean', default: false, help: "print {tokens, ids} as JSON: each token's own text and its id, BOS and EOS left out" },
     },
   },
   async run({ options: o }) {
-    const path = join(expDir(o.expName), 'tokenizer.json')
+    const path = lmpFiles(expDir(o.expName)).tokenizer
     if (!existsSync(path)) throw new LmpError(`unknown tokenizer experiment '${o.expName}' (no ${path}; run lmp train-tknzr first)`)
     const txt = readTxtOption(o.txt)
     const tk = loadTokenizer(path)

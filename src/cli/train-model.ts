@@ -1,15 +1,14 @@
 // `lmp train-model <model>`: train a language model with TF.js and export it to ONNX.
-import { existsSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import type { Command } from './index.ts'
 import type { OptionSpec } from './args.ts'
 import { LmpError } from '../errors.ts'
-import { checkpointPath, clearRun, expDir, existingExpDir, readJson, refuseToReplace } from '../exp.ts'
-import { removeTempFiles, writeError, writeFileAtomic, WriteError } from '../io/atomic.ts'
+import { checkpointPath, clearRun, expDir, existingExpDir, hasTokenizer, lmpFiles, LMP_CONFIG, readJson, refuseToReplace, saveTokenizerFiles, upgradeLayout } from '../exp.ts'
+import { removeTempFiles, writeFileAtomic, WriteError } from '../io/atomic.ts'
 import { withFolderLock } from '../io/lock.ts'
 import { DATASETS, loadDataset, loadRawText } from '../data/index.ts'
 import { createTokenizer, TOKENIZER_NAMES, type Tokenizer } from '../tokenizer/index.ts'
-import { loadTokenizer, saveTokenizer } from '../tokenizer/io.ts'
+import { loadTokenizer } from '../tokenizer/io.ts'
 import { MODEL_OPTIONS, MODELS, modelConfigFromOptions } from './model-options.ts'
 import { INIT_FROM_OPTION, prepareInitFrom } from './init-from.ts'
 
@@ -48,7 +47,7 @@ export const TRAIN_OPTIONS: Record<string, OptionSpec> = {
   'eval-ver': { type: 'string', default: 'valid', help: 'dataset version (split) that --eval-step scores' },
   'eval-iters': { type: 'int', default: 200, min: 1, help: "--task nanogpt: batches of random windows in the validation estimate (nanoGPT's eval_iters)" },
   seed: { type: 'int', default: 42, help: 'random seed (init, data order, dropout)' },
-  resume: { type: 'boolean', default: false, help: "continue exp/NAME from its last checkpoint, with the options of its config.json (the same losses as a run never stopped)" },
+  resume: { type: 'boolean', default: false, help: "continue exp/NAME from its last checkpoint, with the options of its lmp_config.json (the same losses as a run never stopped)" },
   overwrite: { type: 'boolean', default: false, help: 'delete the run already in exp/NAME (checkpoints, metrics, config, best.json, onnx/) and start over; without it an existing experiment is refused' },
   backend: { type: 'string', default: 'auto', choices: ['auto', 'tensorflow', 'webgpu', 'wasm', 'cpu'], help: 'TF.js backend (auto: tensorflow, then webgpu on a real GPU, then wasm, then cpu)' },
   export: { type: 'boolean', default: true, help: 'export the final model to exp/NAME/onnx (--no-export to skip)' },
@@ -88,7 +87,7 @@ async function getTokenizer(o: Record<string, any>, samples: string[]): Promise<
     tk.buildVocab(samples)
     return tk
   }
-  if (o.tknzrExpName) return loadTokenizer(join(existingTokenizerDir(o.tknzrExpName), 'tokenizer.json'))
+  if (o.tknzrExpName) return loadTokenizer(lmpFiles(existingTokenizerDir(o.tknzrExpName)).tokenizer)
   if (o.tknzr === 'gpt2') {
     const { loadGpt2 } = await import('../tokenizer/gpt2.ts' as string)
     await loadGpt2()
@@ -100,7 +99,7 @@ async function getTokenizer(o: Record<string, any>, samples: string[]): Promise<
 
 function existingTokenizerDir(name: string): string {
   const dir = expDir(name)
-  if (!existsSync(join(dir, 'tokenizer.json'))) throw new LmpError(`unknown tokenizer experiment '${name}' (no ${join(dir, 'tokenizer.json')})`)
+  if (!hasTokenizer(dir)) throw new LmpError(`unknown tokenizer experiment '${name}' (no ${lmpFiles(dir).tokenizer})`)
   return dir
 }
 
@@ -152,14 +151,11 @@ export async function trainModel(modelName: string, o: Record<string, any>, give
   return withFolderLock(dir, 'lmp train-model', async () => {
     // Again under the lock: another run may have started here since the check above.
     refuseToReplace(dir, o.expName, replace)
+    upgradeLayout(dir) // a folder of the old layout: its lmp files renamed before Hugging Face's are written
     // With --overwrite, the old run goes: its checkpoints would otherwise pass for this run's.
     clearRun(dir)
-    try {
-      saveTokenizer(join(dir, 'tokenizer.json'), tokenizer)
-    } catch (e) {
-      throw writeError(join(dir, 'tokenizer.json'), e)
-    }
-    await writeFileAtomic(join(dir, 'config.json'), JSON.stringify(config, null, 2) + '\n')
+    await saveTokenizerFiles(dir, tokenizer)
+    await writeFileAtomic(join(dir, LMP_CONFIG), JSON.stringify(config, null, 2) + '\n')
     if (init) {
       // The pretrained starting point as checkpoint 0: `eval-dset-ppl --ckpt 0` scores the model before fine-tuning.
       const { writeSafetensors } = await import('../../models/safetensors.ts')
@@ -172,11 +168,12 @@ export async function trainModel(modelName: string, o: Record<string, any>, give
   })
 }
 
-/** `--resume`: everything but the backend and --data-path comes from the experiment's config.json. */
+/** `--resume`: everything but the backend and --data-path comes from the experiment's lmp_config.json. */
 async function resumeModel(modelName: string, o: Record<string, any>) {
   const dir = existingExpDir(o.expName)
-  const config = readJson(join(dir, 'config.json'), 'experiment config')
-  if (!config?.model?.model || !config?.train || !config?.data) throw new LmpError(`${join(dir, 'config.json')} is not a model experiment`)
+  const configPath = lmpFiles(dir).config
+  const config = readJson(configPath, 'experiment config')
+  if (!config?.model?.model || !config?.train || !config?.data) throw new LmpError(`${configPath} is not a model experiment`)
   const { createModel } = await import('../../models/lm.ts')
   // Compared as built, so that lmp's alias (Transformer-encoder) names the same model.
   const trained = createModel(config.model).config.model
@@ -188,7 +185,8 @@ async function resumeModel(modelName: string, o: Record<string, any>) {
 }
 
 async function resumeLocked(dir: string, config: any, o: Record<string, any>) {
-  const tokenizer = loadTokenizer(join(dir, 'tokenizer.json'))
+  upgradeLayout(dir)
+  const tokenizer = loadTokenizer(lmpFiles(dir).tokenizer)
   const data = config.data
   const dataPath = o.dataPath ?? data.dataPath ?? undefined
   const task = config.train.randomWindows ? 'nanogpt' : 'lmp'
@@ -220,7 +218,7 @@ async function runTraining(r: {
   if (result.best) console.log(`best checkpoint: ${result.best.step}, valid ppl ${result.best.valPpl.toFixed(4)} (best.json)`)
   if (r.exportModel) {
     const { exportToDir } = await import('../../onnx/export.ts')
-    const { dir: onnxDir } = await exportToDir(result.model, toWeights(result.model, result.weights), existingExpDir(r.name), result.steps).catch((e) => {
+    const { dir: onnxDir } = await exportToDir(result.model, toWeights(result.model, result.weights), existingExpDir(r.name), result.steps, { tokenizer }).catch((e) => {
       if (!(e instanceof WriteError)) throw e
       throw new LmpError(`${e.message}; training is done and checkpoint ${result.steps} is complete: run lmp export-onnx --exp-name ${r.name} when there is room`, e.status)
     })

@@ -1,18 +1,18 @@
 // `lmp train-tknzr <character|whitespace|BPE|gpt2>`: build a tokenizer's vocabulary on a dataset and save
-// it as exp/NAME/tokenizer.json (+ config.json), then print a summary (lmp's train_tknzr, plus the summary).
+// it as exp/NAME/lmp_tokenizer.json and tokenizer.json (Hugging Face's format), with lmp_config.json, then
+// print a summary (lmp's train_tknzr, plus the summary).
 import { join } from 'node:path'
 import type { Command } from './index.ts'
 import { DATASETS, loadDataset } from '../data/index.ts'
-import { createTokenizer, UNK_ID, type Tokenizer } from '../tokenizer/index.ts'
-import { saveTokenizer } from '../tokenizer/io.ts'
-import { clearRun, expDir, refuseToReplace } from '../exp.ts'
+import { createTokenizer, type Tokenizer } from '../tokenizer/index.ts'
+import { clearRun, expDir, HF_TOKENIZER, LMP_CONFIG, LMP_TOKENIZER, refuseToReplace, saveTokenizerFiles, upgradeLayout } from '../exp.ts'
 import { withFolderLock } from '../io/lock.ts'
 import { writeFileAtomic } from '../io/atomic.ts'
 
 export const command: Command = {
   spec: {
     name: 'train-tknzr',
-    summary: 'Build a tokenizer vocabulary on a dataset and save it to exp/NAME/tokenizer.json.',
+    summary: 'Build a tokenizer vocabulary on a dataset and save it to exp/NAME/lmp_tokenizer.json (and tokenizer.json).',
     positionals: [{ name: 'tknzr_name', help: 'tokenizer', choices: ['character', 'whitespace', 'BPE', 'gpt2'] }],
     options: {
       'dset-name': { type: 'string', default: 'demo', choices: Object.keys(DATASETS), help: 'dataset to build the vocabulary on' },
@@ -39,7 +39,7 @@ export function coverage(tk: Tokenizer, samples: string[]): { tokens: number; un
   for (const s of samples) {
     const ids = tk.enc(s)
     tokens += ids.length - 2
-    for (const id of ids) if (id === UNK_ID) unk++
+    for (const id of ids) if (id === tk.specialIds.unk) unk++
     chars += tk.norm(s).length
   }
   return { tokens, unk, chars }
@@ -64,9 +64,10 @@ export async function trainTokenizer(name: string, o: Record<string, any>): Prom
     ...(o.dataPath ? { data_path: o.dataPath } : {}) }
   await withFolderLock(dir, 'lmp train-tknzr', async () => {
     refuseToReplace(dir, o.expName, replace) // again under the lock: a run may have started here meanwhile
+    upgradeLayout(dir)
     clearRun(dir) // with --overwrite: the old run's checkpoints would not match the new tokenizer
-    saveTokenizer(join(dir, 'tokenizer.json'), tk)
-    await writeFileAtomic(join(dir, 'config.json'), JSON.stringify(config, null, 2) + '\n')
+    await saveTokenizerFiles(dir, tk)
+    await writeFileAtomic(join(dir, LMP_CONFIG), JSON.stringify(config, null, 2) + '\n')
   })
 
   console.log(`tokenizer: ${name}, vocabulary size ${tk.vocabSize} (built on ${o.dsetName}/${ver}, ${samples.length} samples, ${secs.toFixed(1)} s)`)
@@ -77,6 +78,6 @@ export async function trainTokenizer(name: string, o: Record<string, any>): Prom
   const where = evalSamples ? `${o.dsetName}/${heldOut}` : `${o.dsetName}/${ver} (no valid split)`
   const pct = c.tokens ? ((100 * c.unk) / c.tokens).toFixed(2) : '0.00'
   console.log(`coverage on ${where}: ${c.tokens} tokens, ${c.unk} unknown (${pct}% <unk>), ${(c.tokens / Math.max(1, c.chars)).toFixed(3)} tokens per character`)
-  console.log(`saved ${join(dir, 'tokenizer.json')}`)
+  console.log(`saved ${join(dir, LMP_TOKENIZER)} and ${join(dir, HF_TOKENIZER)} (Hugging Face's format)`)
   return tk
 }

@@ -1,6 +1,6 @@
 // lmp's LMFormatDset, as a lazy generator: context windows over encoded samples.
 import { LmpError } from '../errors.ts'
-import { EOS_ID, padToMax, type Tokenizer } from '../tokenizer/index.ts'
+import { padToMax, type Tokenizer } from '../tokenizer/index.ts'
 
 export interface Window {
   cur: number[]
@@ -22,13 +22,14 @@ export function* lmWindows(samples: Iterable<string>, tknzr: Tokenizer, maxSeqLe
   const ctxLen = maxSeqLen - stride
   const first = new Array<boolean>(maxSeqLen).fill(true)
   const later = [...new Array<boolean>(ctxLen).fill(false), ...new Array<boolean>(stride).fill(true)]
+  const { eos, pad } = tknzr.specialIds
   for (const sample of samples) {
     const ids = tknzr.enc(sample)
     for (let i = 0; i < ids.length; i += stride) {
-      if (ids[i] === EOS_ID) continue
+      if (i > 0 && ids[i] === eos) continue // (ids[0] is BOS, which is EOS too for gpt2)
       yield {
-        cur: padToMax(maxSeqLen, ids.slice(i, i + maxSeqLen)),
-        next: padToMax(maxSeqLen, ids.slice(i + 1, i + 1 + maxSeqLen)),
+        cur: padToMax(maxSeqLen, ids.slice(i, i + maxSeqLen), pad),
+        next: padToMax(maxSeqLen, ids.slice(i + 1, i + 1 + maxSeqLen), pad),
         isNotCtx: (i === 0 ? first : later).slice(),
       }
     }

@@ -3,14 +3,17 @@
 // of them with shared model calls; `generate`/`generateText` drive one with a StepModel.
 // Browser-safe: no node: imports.
 import { LmpError } from '../errors.ts'
-import { BOS_ID, EOS_ID, type Tokenizer } from '../tokenizer/index.ts'
+import { LMP_SPECIAL_IDS, neverGenerated, type SpecialIds, type Tokenizer } from '../tokenizer/index.ts'
 import { tokenTextDecoder, topLogprobsObject, type TokenTextDecoder } from '../tokenizer/pieces.ts'
 import { createRng, randomSeed, type Rng } from './rng.ts'
 import { checkSampling, logSumExp, pickToken, topLogprobs, type ResolvedSampling, type TokenLogprob } from './sampling.ts'
 import type { StepModel } from './types.ts'
 
-/** The part of a tokenizer that generation uses. */
-export type TextCodec = Pick<Tokenizer, 'enc' | 'dec'>
+/** The part of a tokenizer that generation uses (`specialIds`: lmp's when absent). */
+export type TextCodec = Pick<Tokenizer, 'enc' | 'dec'> & { readonly specialIds?: SpecialIds }
+
+/** The codec's special ids; lmp's for a codec that has none (a test's bare codec). */
+export const specialIdsOf = (tokenizer: TextCodec): SpecialIds => tokenizer.specialIds ?? LMP_SPECIAL_IDS
 
 export interface GenerateOptions {
   maxNewTokens: number
@@ -75,6 +78,8 @@ export class Generation {
   finishReason?: FinishReason
 
   private readonly tokenizer: TextCodec
+  private readonly specials: SpecialIds
+  private readonly banned: number[]
   private readonly sampling: ResolvedSampling
   private readonly rng: Rng
   private readonly maxNewTokens: number
@@ -108,6 +113,8 @@ export class Generation {
     }
     this.sampling = checkSampling(opts)
     this.tokenizer = tokenizer
+    this.specials = specialIdsOf(tokenizer)
+    this.banned = neverGenerated(this.specials)
     this.maxNewTokens = maxNewTokens
     this.maxSeqLen = maxSeqLen
     this.stop = stop
@@ -157,11 +164,11 @@ export class Generation {
     if (this.done) throw new Error('Generation.accept() called after the generation finished')
     const call = this.nextCall() // the call whose logits these are
     this.cached = call.fresh ? call.ids.length : this.cached + call.ids.length
-    const tokenId = pickToken(logitsRow, this.sampling, this.seen, this.rng)
+    const tokenId = pickToken(logitsRow, this.sampling, this.seen, this.rng, this.banned)
     this.tokenIds.push(tokenId)
     this.seen.add(tokenId)
     const event: GenerationEvent = { tokenId, textDelta: '', done: false, token: '' }
-    let finish: FinishReason | undefined = tokenId === EOS_ID ? 'eos' : undefined
+    let finish: FinishReason | undefined = tokenId === this.specials.eos ? 'eos' : undefined
     if (!finish && this.tokenIds.length >= this.maxNewTokens) finish = 'length'
     // The last token's text includes the bytes still held (read as U+FFFD, as dec reads them).
     const token = this.pieces ? (finish ? this.pieces.peekLast(tokenId) : this.pieces.peek(tokenId)) : tokenizerText(this.tokenizer, tokenId)
@@ -187,7 +194,7 @@ export class Generation {
     if (!this.pieces && !finish) decoded = decoded.replace(TRAILING_REPLACEMENTS, '')
     event.token = token
     let visible: string
-    const stopAt = tokenId === EOS_ID ? -1 : this.findStop(decoded)
+    const stopAt = tokenId === this.specials.eos ? -1 : this.findStop(decoded)
     if (stopAt >= 0) {
       finish = 'stop'
       visible = decoded.slice(0, stopAt)
@@ -272,9 +279,10 @@ export class Generation {
  * given token ids, after a BOS when they do not start with one (the models learned every text after BOS).
  */
 export function promptIds(tokenizer: TextCodec, prompt: string | readonly number[]): number[] {
-  if (typeof prompt !== 'string') return prompt[0] === BOS_ID ? prompt.slice() : [BOS_ID, ...prompt]
+  const { bos, eos } = specialIdsOf(tokenizer)
+  if (typeof prompt !== 'string') return prompt[0] === bos ? prompt.slice() : [bos, ...prompt]
   const ids = tokenizer.enc(prompt)
-  return ids[ids.length - 1] === EOS_ID ? ids.slice(0, -1) : ids
+  return ids.length > 1 && ids[ids.length - 1] === eos ? ids.slice(0, -1) : ids
 }
 
 /** A bare codec's text for one token (its dec, specials removed). */

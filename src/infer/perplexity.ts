@@ -6,8 +6,7 @@
 // that first reaches it, with at least window − stride tokens of context.
 // Browser-safe: no node: imports.
 import { LmpError } from '../errors.ts'
-import { PAD_ID } from '../tokenizer/index.ts'
-import type { TextCodec } from './generate.ts'
+import { specialIdsOf, type TextCodec } from './generate.ts'
 import { logSumExp, topLogprobs, type TokenLogprob } from './sampling.ts'
 import type { StepModel } from './types.ts'
 
@@ -105,12 +104,13 @@ class Tally {
   nll = 0
   tokens = 0
   perToken?: TokenScore[]
-  constructor(perToken: boolean, private readonly alternatives = 0) {
+  /** `pad`: the tokenizer's PAD id; a PAD target is not scored. */
+  constructor(readonly pad: number, perToken: boolean, private readonly alternatives = 0) {
     if (perToken) this.perToken = []
   }
 
   add(tokenId: number, row: Float32Array): void {
-    if (tokenId === PAD_ID) return
+    if (tokenId === this.pad) return
     const lse = logSumExp(row)
     const logprob = row[tokenId] - lse
     this.nll -= logprob
@@ -137,7 +137,7 @@ class Tally {
   }
 }
 
-/** Feed a batch of segments (padded with PAD at the end: causal models' earlier logits do not change),
+/** Feed a batch of segments (padded at the end with the tokenizer's PAD: causal models' earlier logits do not change),
  * `chunk` positions per call with the state carried, and tally the scored positions in row order. */
 async function runSegments(model: StepModel, segments: Segment[], chunk: number, tally: Tally): Promise<void> {
   const longest = Math.max(...segments.map((s) => s.inputs.length))
@@ -146,7 +146,7 @@ async function runSegments(model: StepModel, segments: Segment[], chunk: number,
     const len = Math.min(chunk, longest - t)
     const rows = segments.map((s) => {
       const row = s.inputs.slice(t, t + len)
-      while (row.length < len) row.push(PAD_ID)
+      while (row.length < len) row.push(tally.pad)
       return row
     })
     const out = await model.forward(rows, state)
@@ -176,7 +176,7 @@ export async function scoreText(
   opts: ScoreTextOptions = {},
 ): Promise<Score> {
   const p = plan(model, opts, 1)
-  const tally = new Tally(opts.perToken ?? false, opts.alternatives)
+  const tally = new Tally(specialIdsOf(tokenizer).pad, opts.perToken ?? false, opts.alternatives)
   const ids = typeof text === 'string' ? tokenizer.enc(text) : text.slice()
   // Sliding windows are independent rows; they go through one at a time so that memory stays at one window.
   for (const segment of segmentsOf(ids, p)) await runSegments(model, [segment], p.window, tally)
@@ -193,7 +193,7 @@ export async function scoreTexts(
   const { batchSize = 32, onProgress } = opts
   checkBatchSize(batchSize)
   const p = plan(model, opts, batchSize)
-  const tally = new Tally(false)
+  const tally = new Tally(specialIdsOf(tokenizer).pad, false)
   let done = 0
   let group: string[] = []
   const flush = async () => {

@@ -61,9 +61,10 @@ export function methodSampling(method: string, params: { k?: number; p?: number 
 /** True when the options always pick the argmax. */
 export const isGreedy = (o: ResolvedSampling) => o.temperature === 0 || o.topK === 1
 
-/** BOS, PAD and UNK are never generated (EOS is: it ends the generation). */
-export function maskSpecialTokens(logits: Float32Array): void {
-  for (const id of [BOS_ID, PAD_ID, UNK_ID]) if (id < logits.length) logits[id] = -Infinity
+/** The ids never generated (src/tokenizer/special.ts neverGenerated): BOS, PAD and UNK, lmp's unless given. EOS
+ * is generated: it ends the generation. */
+export function maskSpecialTokens(logits: Float32Array, banned: readonly number[] = [BOS_ID, PAD_ID, UNK_ID]): void {
+  for (const id of banned) if (id < logits.length) logits[id] = -Infinity
 }
 
 /** CTRL (Keskar et al. 2019) as transformers does it: a seen token's logit is divided by the penalty if
@@ -161,12 +162,12 @@ export function drawFromLogits(logits: ArrayLike<number>, rng: Rng): number {
 }
 
 /**
- * The whole pipeline on a copy of one logits row: mask BOS/PAD/UNK, repetition penalty over `seenIds`,
- * then greedy argmax, or temperature → top-k → top-p → draw.
+ * The whole pipeline on a copy of one logits row: mask the `banned` ids (BOS/PAD/UNK, maskSpecialTokens),
+ * repetition penalty over `seenIds`, then greedy argmax, or temperature → top-k → top-p → draw.
  */
-export function pickToken(row: ArrayLike<number>, opts: ResolvedSampling, seenIds: Iterable<number>, rng: Rng): number {
+export function pickToken(row: ArrayLike<number>, opts: ResolvedSampling, seenIds: Iterable<number>, rng: Rng, banned?: readonly number[]): number {
   const logits = new Float32Array(row) // a copy (Float32Array.from walks an iterator: ~10× slower)
-  maskSpecialTokens(logits)
+  maskSpecialTokens(logits, banned)
   applyRepetitionPenalty(logits, seenIds, opts.repetitionPenalty)
   if (isGreedy(opts)) return argmax(logits)
   applyTemperature(logits, opts.temperature)

@@ -3,7 +3,7 @@
 // the prompt and its continuation, up to the model's EOS, decode to the sample itself.
 // Browser-safe: no node: imports.
 import { LmpError } from '../errors.ts'
-import { EOS_ID, type Tokenizer } from '../tokenizer/index.ts'
+import { type Tokenizer } from '../tokenizer/index.ts'
 import type { StepModel } from './types.ts'
 
 /** The prompt of a demo sample: everything before the sum. */
@@ -51,7 +51,7 @@ export async function sumAccuracy(model: StepModel, tokenizer: Tokenizer, sample
           let best = 0
           for (let v = 1; v < vocab; v++) if (out.logits[base + v] > out.logits[base + best]) best = v
           if (!done[r]) {
-            if (best === EOS_ID) done[r] = true
+            if (best === tokenizer.specialIds.eos) done[r] = true
             else generated[i].push(best)
           }
           return [best]

@@ -7,7 +7,7 @@ export interface Manifest {
   version: 1
   architecture: string // 'LSTM-2000', 'Transformer', ...
   model: string // file name of the graph, 'model.onnx'
-  tokenizer: string // file name of the tokenizer JSON beside it, 'tokenizer.json'
+  tokenizer: string // file name of lmp's tokenizer JSON beside it: 'lmp_tokenizer.json' ('tokenizer.json' in older exports)
   vocabSize: number
   specialTokens: { bos: number; eos: number; pad: number; unk: number }
   opset: number

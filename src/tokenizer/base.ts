@@ -1,7 +1,7 @@
 // What every vocabulary-based tokenizer shares: the vocabulary, lmp's build_vocab ordering, enc/dec, JSON.
 import { LmpError } from '../errors.ts'
 import { normText } from './norm.ts'
-import { BOS_ID, EOS_ID, PAD_ID, SPECIAL_TOKENS, UNK_ID, UNK_TK } from './special.ts'
+import { BOS_ID, EOS_ID, LMP_SPECIAL_IDS, PAD_ID, SPECIAL_TOKENS, UNK_ID, UNK_TK, type SpecialIds } from './special.ts'
 
 export type TokenizerName = 'character' | 'whitespace' | 'BPE' | 'gpt2'
 
@@ -32,6 +32,7 @@ export abstract class VocabTokenizer {
   readonly isUncased: boolean
   readonly maxVocab: number
   readonly minCount: number
+  readonly specialIds: SpecialIds = LMP_SPECIAL_IDS
   tk2id = new Map<string, number>()
   id2tk: string[] = []
 

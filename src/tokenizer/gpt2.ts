@@ -4,19 +4,29 @@
 //
 // The algorithm is GPT-2's: split text with GPT-2's pre-tokenizer pattern, then in each piece repeatedly merge
 // the adjacent pair whose concatenated bytes have the lowest rank. Tokens are shown in GPT-2's byte-to-unicode
-// form ('Ġworld'). Ids: our special tokens keep 0-3 (they are recognised inside text, like in the other
-// tokenizers) and GPT-2 token g gets id g + 4, so vocab_size = 50,260. No normalization (GPT-2 has none) except
-// lowercasing when is_uncased; every text is in vocabulary, so dec(enc(x)) == norm(x) always.
-// max_vocab (if not -1) keeps the first max_vocab - 4 GPT-2 tokens: merges of higher rank are not applied.
+// form ('Ġworld'). No normalization (GPT-2 has none) except lowercasing when is_uncased; every text is in
+// vocabulary, so dec(enc(x)) == norm(x) always.
+//
+// Ids (layout 'gpt2', the default): GPT-2's own, so a pretrained GPT-2's embedding rows line up with them:
+// its tokens are 0..n-1 (n = 50,256), `<|endoftext|>` is n (50,256, as in GPT-2) and serves as both BOS and
+// EOS (GPT-2 was trained with it between documents), then `<pad>` n+1 and `<unk>` n+2, which GPT-2 lacks:
+// vocab_size 50,259. The three are recognised inside text. max_vocab (if not -1) keeps the first
+// max_vocab - 3 GPT-2 tokens (merges of higher rank are not applied) and puts the specials after them.
+// Layout 'lmp' (tokenizer files written before 0.2, which have no "layout" field): lmp's special tokens keep
+// 0-3 and GPT-2 token g has id g + 4 (vocab_size 50,260); still read, never written for a new tokenizer.
 import { LmpError } from '../errors.ts'
 import { checkOptions, type TokenizerOptions } from './base.ts'
 import { registerTokenizer, tokenizerFromJSON, type Tokenizer } from './index.ts'
 import { pyLower } from './norm.ts'
-import { BOS_ID, EOS_ID, PAD_ID, SPECIAL_SPLIT, SPECIAL_TOKENS, UNK_ID, UNK_TK, isSpecial } from './special.ts'
+import { LMP_SPECIAL_IDS, SPECIAL_SPLIT, SPECIAL_TOKENS, isSpecial, type SpecialIds } from './special.ts'
 
 export const GPT2_PACKAGE = 'gpt-tokenizer'
 export const GPT2_RANKS_MODULE = 'gpt-tokenizer/bpeRanks/r50k_base'
-const OFFSET = SPECIAL_TOKENS.length
+export const ENDOFTEXT_TK = '<|endoftext|>'
+const GPT2_SPECIAL_SPLIT = /(<\|endoftext\|>|<pad>|<unk>)/
+
+/** How ids are laid out (see the top of this file). */
+export type Gpt2Layout = 'gpt2' | 'lmp'
 
 /** GPT-2's pre-tokenizer (encoder.py), with Unicode classes. */
 const PRETOKENIZE = /'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+/gu
@@ -29,7 +39,7 @@ function byteToUnicode(): string[] {
   for (let b = 0; b < 256; b++) map[b] = String.fromCodePoint(printable(b) ? b : 256 + n++)
   return map
 }
-const BYTE_CHAR = byteToUnicode()
+export const BYTE_CHAR = byteToUnicode()
 const CHAR_BYTE = new Map(BYTE_CHAR.map((c, b) => [c, b]))
 
 export type Gpt2Ranks = readonly (string | readonly number[])[]
@@ -42,28 +52,45 @@ export class Gpt2Tokenizer implements Tokenizer {
   readonly isUncased: boolean
   readonly maxVocab: number
   readonly minCount: number
+  readonly layout: Gpt2Layout
   readonly vocabSize: number
+  readonly specialIds: SpecialIds
+  private readonly offset: number // id of GPT-2 token g is g + offset
+  private readonly specialSplit: RegExp
+  private readonly specialId = new Map<string, number>() // special token text -> id
+  private readonly specialText = new Map<number, string>() // id -> special token text
   private rank = new Map<string, number>() // token bytes (one char per byte) -> GPT-2 id
   private tokenStr: string[] = [] // GPT-2 id -> 'Ġworld' form
-  private strId = new Map<string, number>()
   private cache = new Map<string, number[]>()
 
-  constructor(ranks: Gpt2Ranks, opts: TokenizerOptions = {}) {
+  constructor(ranks: Gpt2Ranks, opts: TokenizerOptions & { layout?: Gpt2Layout } = {}) {
     const o = checkOptions(opts)
     this.isUncased = o.isUncased
     this.maxVocab = o.maxVocab
     this.minCount = o.minCount
-    const n = o.maxVocab === -1 ? ranks.length : Math.max(0, Math.min(ranks.length, o.maxVocab - OFFSET))
+    this.layout = opts.layout ?? 'gpt2'
+    if (this.layout !== 'gpt2' && this.layout !== 'lmp') throw new LmpError(`unknown gpt2 id layout '${this.layout}': must be gpt2 or lmp`)
+    const nSpecial = this.layout === 'gpt2' ? 3 : SPECIAL_TOKENS.length
+    const n = o.maxVocab === -1 ? ranks.length : Math.max(0, Math.min(ranks.length, o.maxVocab - nSpecial))
     for (let id = 0; id < n; id++) {
       const e = ranks[id]
       const bytes = typeof e === 'string' ? utf8.encode(e) : e
-      const key = latin1(bytes)
-      this.rank.set(key, id)
-      const s = Array.from(bytes, (b) => BYTE_CHAR[b]).join('')
-      this.tokenStr[id] = s
-      this.strId.set(s, id)
+      this.rank.set(latin1(bytes), id)
+      this.tokenStr[id] = Array.from(bytes, (b) => BYTE_CHAR[b]).join('')
     }
-    this.vocabSize = OFFSET + n
+    this.vocabSize = n + nSpecial
+    if (this.layout === 'gpt2') {
+      this.offset = 0
+      this.specialIds = Object.freeze({ bos: n, eos: n, pad: n + 1, unk: n + 2 })
+      this.specialSplit = GPT2_SPECIAL_SPLIT
+      ;[ENDOFTEXT_TK, '<pad>', '<unk>'].forEach((tk, i) => this.specialId.set(tk, n + i))
+    } else {
+      this.offset = SPECIAL_TOKENS.length
+      this.specialIds = LMP_SPECIAL_IDS
+      this.specialSplit = SPECIAL_SPLIT
+      SPECIAL_TOKENS.forEach((tk, i) => this.specialId.set(tk, i))
+    }
+    for (const [tk, id] of this.specialId) this.specialText.set(id, tk)
   }
 
   norm(txt: string): string {
@@ -92,21 +119,25 @@ export class Gpt2Tokenizer implements Tokenizer {
     return ids
   }
 
-  private *pieces(txt: string): Generator<{ special?: string; ids?: number[] }> {
-    for (const seg of this.norm(txt).split(SPECIAL_SPLIT)) {
+  /** Our ids of `txt` (no BOS/EOS): special tokens by their text, then GPT-2's BPE per pre-tokenized piece. */
+  private ids(txt: string): number[] {
+    const out: number[] = []
+    for (const seg of this.norm(txt).split(this.specialSplit)) {
       if (seg === '') continue
-      if (isSpecial(seg)) { yield { special: seg }; continue }
-      for (const m of seg.matchAll(PRETOKENIZE)) yield { ids: this.bpe(m[0]) }
+      const special = this.specialId.get(seg)
+      if (special !== undefined) { out.push(special); continue }
+      for (const m of seg.matchAll(PRETOKENIZE)) for (const g of this.bpe(m[0])) out.push(g < 0 ? this.specialIds.unk : g + this.offset)
     }
+    return out
+  }
+
+  /** The text of id `id`: 'Ġworld' form for GPT-2's tokens, the special token's text, '<unk>' when out of range. */
+  private token(id: number): string {
+    return this.specialText.get(id) ?? this.tokenStr[id - this.offset] ?? this.specialText.get(this.specialIds.unk)!
   }
 
   tknz(txt: string): string[] {
-    const tks: string[] = []
-    for (const p of this.pieces(txt)) {
-      if (p.special) tks.push(p.special)
-      else for (const id of p.ids!) tks.push(id < 0 ? UNK_TK : this.tokenStr[id])
-    }
-    return tks
+    return this.ids(txt).map((id) => this.token(id))
   }
 
   dtknz(tks: string[]): string {
@@ -117,7 +148,7 @@ export class Gpt2Tokenizer implements Tokenizer {
       bytes = []
     }
     for (const tk of tks) {
-      if (isSpecial(tk)) { flush(); out += tk; continue }
+      if (this.specialId.has(tk)) { flush(); out += tk; continue }
       for (const ch of tk) {
         const b = CHAR_BYTE.get(ch)
         if (b === undefined) { flush(); out += ch } else bytes.push(b)
@@ -128,24 +159,19 @@ export class Gpt2Tokenizer implements Tokenizer {
   }
 
   enc(txt: string): number[] {
-    const ids = [BOS_ID]
-    for (const p of this.pieces(txt)) {
-      if (p.special) ids.push(SPECIAL_TOKENS.indexOf(p.special))
-      else for (const id of p.ids!) ids.push(id < 0 ? UNK_ID : id + OFFSET)
-    }
-    ids.push(EOS_ID)
-    return ids
+    return [this.specialIds.bos, ...this.ids(txt), this.specialIds.eos]
   }
 
   dec(ids: number[], opts: { rmSpTks?: boolean } = {}): string {
-    const keep = opts.rmSpTks ? ids.filter((id) => id !== BOS_ID && id !== EOS_ID && id !== PAD_ID) : ids
-    return this.dtknz(keep.map((id) => (id < OFFSET ? SPECIAL_TOKENS[id] : this.tokenStr[id - OFFSET]) ?? UNK_TK))
+    const { bos, eos, pad } = this.specialIds
+    const keep = opts.rmSpTks ? ids.filter((id) => id !== bos && id !== eos && id !== pad) : ids
+    return this.dtknz(keep.map((id) => this.token(id)))
   }
 
   /** The bytes of token `id` (GPT-2 tokens are bytes, not always whole UTF-8 characters); null for the
    * special tokens and ids outside the vocabulary. */
   tokenBytes(id: number): Uint8Array | null {
-    const s = id >= OFFSET ? this.tokenStr[id - OFFSET] : undefined
+    const s = this.specialText.has(id) ? undefined : this.tokenStr[id - this.offset]
     return s === undefined ? null : Uint8Array.from(s, (ch) => CHAR_BYTE.get(ch)!)
   }
 
@@ -153,7 +179,10 @@ export class Gpt2Tokenizer implements Tokenizer {
   buildVocab(_texts: Iterable<string>): void {}
 
   toJSON(): object {
-    return { tknzr_name: 'gpt2', is_uncased: this.isUncased, max_vocab: this.maxVocab, min_count: this.minCount, ranks: `${GPT2_RANKS_MODULE}` }
+    return {
+      tknzr_name: 'gpt2', is_uncased: this.isUncased, max_vocab: this.maxVocab, min_count: this.minCount, ranks: `${GPT2_RANKS_MODULE}`,
+      ...(this.layout === 'gpt2' ? { layout: 'gpt2' } : {}),
+    }
   }
 }
 
@@ -191,7 +220,7 @@ export function loadGpt2(loadRanks?: () => Promise<unknown>): Promise<void> {
 }
 
 /**
- * tokenizerFromJSON for every tokenizer kind: a `gpt2` tokenizer.json first loads GPT-2's ranks (see
+ * tokenizerFromJSON for every tokenizer kind: a `gpt2` tokenizer (lmp's JSON) first loads GPT-2's ranks (see
  * loadGpt2; `loadRanks` as there). Rejects with an LmpError on a malformed JSON or missing ranks.
  */
 export async function loadTokenizerFromJSON(json: unknown, loadRanks?: () => Promise<unknown>): Promise<Tokenizer> {

@@ -5,9 +5,10 @@ import { VocabTokenizer, type TokenizerName, type TokenizerOptions } from './bas
 import { CharTokenizer } from './character.ts'
 import { WhitespaceTokenizer } from './whitespace.ts'
 import { BPETokenizer } from './bpe.ts'
-import { BOS_ID, EOS_ID, PAD_ID, SPECIAL_TOKENS, UNK_ID } from './special.ts'
+import { BOS_ID, EOS_ID, IGNORE_INDEX, LMP_SPECIAL_IDS, PAD_ID, SPECIAL_TOKENS, UNK_ID, neverGenerated, type SpecialIds } from './special.ts'
 
-export { BOS_ID, EOS_ID, PAD_ID, UNK_ID, SPECIAL_TOKENS }
+export { BOS_ID, EOS_ID, PAD_ID, UNK_ID, SPECIAL_TOKENS, IGNORE_INDEX, LMP_SPECIAL_IDS, neverGenerated }
+export type { SpecialIds }
 export type { TokenizerName, TokenizerOptions }
 export { normText, pyLower, PY_WHITESPACE } from './norm.ts'
 export { CharTokenizer, WhitespaceTokenizer, BPETokenizer }
@@ -15,6 +16,8 @@ export { CharTokenizer, WhitespaceTokenizer, BPETokenizer }
 export interface Tokenizer {
   readonly name: TokenizerName
   readonly vocabSize: number
+  /** Its special tokens' ids: lmp's 0-3 for lmp's tokenizers, GPT-2's own for gpt2 (see SpecialIds). */
+  readonly specialIds: SpecialIds
   norm(txt: string): string
   tknz(txt: string): string[]
   dtknz(tks: string[]): string
@@ -23,7 +26,7 @@ export interface Tokenizer {
   /** rmSpTks drops BOS, EOS and PAD (never UNK); unknown ids read as <unk>. */
   dec(ids: number[], opts?: { rmSpTks?: boolean }): string
   buildVocab(texts: Iterable<string>): void
-  /** What tokenizer.json holds. */
+  /** What lmp's tokenizer JSON (lmp_tokenizer.json) holds. */
   toJSON(): object
 }
 
@@ -68,6 +71,8 @@ export function tokenizerFromJSON(json: unknown): Tokenizer {
       minCount: json.min_count as number,
       nMerge: (json.n_merge as number | undefined) ?? undefined,
       ...(json.is_raw !== undefined ? { isRaw: json.is_raw as boolean } : {}),
+      // gpt2 files written before 0.2 have no layout: theirs is lmp's (gpt2.ts)
+      ...(name === 'gpt2' ? { layout: json.layout ?? 'lmp' } : {}),
     } as TokenizerOptions)
   } catch (err) {
     if (err instanceof LmpError && err.message.startsWith('the gpt2')) throw err
@@ -96,15 +101,15 @@ export function tokenizerFromJSON(json: unknown): Tokenizer {
   return tk
 }
 
-/** lmp's pad_to_max: append PAD until the length is maxSeqLen; never truncates. */
-export function padToMax(maxSeqLen: number, ids: number[]): number[] {
+/** lmp's pad_to_max: append `pad` (lmp's PAD id unless given) until the length is maxSeqLen; never truncates. */
+export function padToMax(maxSeqLen: number, ids: number[], pad = PAD_ID): number[] {
   if (!Number.isInteger(maxSeqLen) || maxSeqLen < 1) throw new LmpError(`max_seq_len must be an integer >= 1, got ${maxSeqLen}`)
   const out = ids.slice()
-  while (out.length < maxSeqLen) out.push(PAD_ID)
+  while (out.length < maxSeqLen) out.push(pad)
   return out
 }
 
-/** Batch encoding: enc() each text, truncate to maxSeqLen (keeping the start), then pad to maxSeqLen. */
+/** Batch encoding: enc() each text, truncate to maxSeqLen (keeping the start), then pad to maxSeqLen with its PAD. */
 export function encBatch(tknzr: Tokenizer, txts: string[], maxSeqLen: number): number[][] {
-  return txts.map((txt) => padToMax(maxSeqLen, tknzr.enc(txt).slice(0, maxSeqLen)))
+  return txts.map((txt) => padToMax(maxSeqLen, tknzr.enc(txt).slice(0, maxSeqLen), tknzr.specialIds.pad))
 }

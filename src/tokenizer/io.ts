@@ -1,4 +1,4 @@
-// Saving and loading tokenizer.json (node only).
+// Saving and loading lmp's tokenizer JSON (exp/NAME/lmp_tokenizer.json; node only).
 import { readFileSync, renameSync, writeFileSync, mkdirSync, rmSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { createRequire } from 'node:module'
@@ -21,7 +21,7 @@ export function loadGpt2Sync(): void {
   registerGpt2(mod)
 }
 
-/** Atomic write: a temp file beside the target, then rename, so a crash never leaves half a tokenizer.json. */
+/** Atomic write: a temp file beside the target, then rename, so a crash never leaves half a tokenizer file. */
 export function saveTokenizer(path: string, tk: Tokenizer): void {
   mkdirSync(dirname(path), { recursive: true })
   const tmp = `${path}.tmp-${process.pid}-${Date.now()}`

@@ -13,13 +13,15 @@
 // BOS, EOS and PAD add nothing (dec's rmSpTks); UNK reads '<unk>' as dec shows it.
 // Browser-safe: no node: imports.
 import { EOW_TK } from './bpe.ts'
-import { BOS_ID, EOS_ID, PAD_ID, SPECIAL_TOKENS, UNK_ID, UNK_TK } from './special.ts'
+import { LMP_SPECIAL_IDS, SPECIAL_TOKENS, UNK_TK, type SpecialIds } from './special.ts'
 
 /** The tokenizer parts the decoders read (Tokenizer, VocabTokenizer, Gpt2Tokenizer). */
 interface KnownTokenizer {
   readonly name: string
+  readonly specialIds?: SpecialIds
   readonly id2tk?: string[]
   tokenBytes?(id: number): Uint8Array | null
+  dec?(ids: number[]): string
 }
 
 /** Turns a stream of token ids into text, token by token. */
@@ -39,26 +41,43 @@ export interface TokenTextDecoder {
   label(id: number): string
 }
 
-const isRemoved = (id: number) => id === BOS_ID || id === EOS_ID || id === PAD_ID
+/** What a tokenizer's special ids read as: BOS, EOS and PAD add no text (dec's rmSpTks); each has a name. */
+interface Specials {
+  isRemoved(id: number): boolean
+  /** The special token's own text ('<eos>', '<|endoftext|>'), for ids that are special; else undefined. */
+  name(id: number): string | undefined
+  unk: number
+}
+
+function specialsOf(tk: KnownTokenizer): Specials {
+  const ids = tk.specialIds ?? LMP_SPECIAL_IDS
+  const names = new Map<number, string>()
+  for (const [i, id] of [ids.bos, ids.eos, ids.pad, ids.unk].entries()) {
+    if (!names.has(id)) names.set(id, tk.name === 'gpt2' && tk.dec ? tk.dec([id]) : SPECIAL_TOKENS[i])
+  }
+  return { isRemoved: (id) => id === ids.bos || id === ids.eos || id === ids.pad, name: (id) => names.get(id), unk: ids.unk }
+}
 
 /** A decoder for the tokenizer, or null when it is none of the four kinds (a test's bare codec). */
 export function tokenTextDecoder(tokenizer: object): TokenTextDecoder | null {
   const tk = tokenizer as KnownTokenizer
-  if (tk.name === 'gpt2' && typeof tk.tokenBytes === 'function') return new ByteDecoder((id) => tk.tokenBytes!(id))
+  const sp = specialsOf(tk)
+  if (tk.name === 'gpt2' && typeof tk.tokenBytes === 'function') return new ByteDecoder((id) => tk.tokenBytes!(id), sp)
   if (!Array.isArray(tk.id2tk)) return null
   const vocab = tk.id2tk
-  const raw = (id: number) => (id === UNK_ID ? UNK_TK : vocab[id] ?? UNK_TK)
+  const raw = (id: number) => (id === sp.unk ? UNK_TK : vocab[id] ?? UNK_TK)
   switch (tk.name) {
     case 'character':
-      return new WordDecoder((id) => (isRemoved(id) ? '' : raw(id)), raw, () => '')
+      return new WordDecoder((id) => (sp.isRemoved(id) ? '' : raw(id)), raw, () => '', sp)
     case 'BPE':
       return new WordDecoder(
-        (id) => (isRemoved(id) ? '' : id === UNK_ID ? `${UNK_TK} ` : raw(id).endsWith(EOW_TK) ? `${raw(id).slice(0, -EOW_TK.length)} ` : raw(id)),
+        (id) => (sp.isRemoved(id) ? '' : id === sp.unk ? `${UNK_TK} ` : raw(id).endsWith(EOW_TK) ? `${raw(id).slice(0, -EOW_TK.length)} ` : raw(id)),
         raw,
         () => '',
+        sp,
       )
     case 'whitespace':
-      return new WordDecoder((id) => (isRemoved(id) ? '' : raw(id)), raw, (afterText) => (afterText ? ' ' : ''))
+      return new WordDecoder((id) => (sp.isRemoved(id) ? '' : raw(id)), raw, (afterText) => (afterText ? ' ' : ''), sp)
     default:
       return null
   }
@@ -94,6 +113,7 @@ class WordDecoder implements TokenTextDecoder {
     private readonly text: (id: number) => string,
     private readonly raw: (id: number) => string,
     private readonly separator: (afterText: boolean) => string,
+    private readonly specials: Specials,
   ) {}
   peek(id: number): string {
     const t = this.text(id)
@@ -114,7 +134,7 @@ class WordDecoder implements TokenTextDecoder {
     return ''
   }
   label(id: number): string {
-    return isRemoved(id) || id === UNK_ID ? SPECIAL_TOKENS[id] : this.peek(id) || this.raw(id)
+    return this.specials.name(id) ?? (this.peek(id) || this.raw(id))
   }
 }
 
@@ -141,10 +161,10 @@ function completeUpTo(bytes: Uint8Array): number {
 class ByteDecoder implements TokenTextDecoder {
   private held: Uint8Array = new Uint8Array(0)
   private readonly utf8 = new TextDecoder('utf-8', { ignoreBOM: true })
-  constructor(private readonly bytesOf: (id: number) => Uint8Array | null) {}
+  constructor(private readonly bytesOf: (id: number) => Uint8Array | null, private readonly specials: Specials) {}
 
   private step(id: number): { text: string; held: Uint8Array } {
-    if (isRemoved(id)) return { text: this.utf8.decode(this.held), held: new Uint8Array(0) }
+    if (this.specials.isRemoved(id)) return { text: this.utf8.decode(this.held), held: new Uint8Array(0) }
     const own = this.bytesOf(id)
     if (!own) return { text: this.utf8.decode(this.held) + UNK_TK, held: new Uint8Array(0) }
     const all = new Uint8Array(this.held.length + own.length)
@@ -175,7 +195,7 @@ class ByteDecoder implements TokenTextDecoder {
   }
   label(id: number): string {
     const own = this.bytesOf(id)
-    if (!own) return SPECIAL_TOKENS[id] ?? UNK_TK
+    if (!own) return this.specials.name(id) ?? UNK_TK
     const whole = this.held.length === 0 && completeUpTo(own) === own.length && !this.utf8.decode(own).includes('\uFFFD')
     return whole ? this.utf8.decode(own) : `bytes:${Array.from(own, (b) => `\\x${b.toString(16).padStart(2, '0')}`).join('')}`
   }

@@ -71,11 +71,14 @@ t.test('1. a new run never wipes an existing experiment unless --overwrite', asy
   t.match(r.stderr, /experiment 'base' already exists .*--resume.*--overwrite/, 'names both ways on')
   t.same(snapshot(baseDir), before, 'nothing deleted or changed')
 
-  // A folder that holds only a tokenizer (lmp train-tknzr) is not replaced either.
-  mkdirSync(join(root, 'tok-only'))
-  writeFileSync(join(root, 'tok-only', 'tokenizer.json'), readFileSync(join(baseDir, 'tokenizer.json')))
-  const tok = await lmp(train('tok-only'))
-  t.ok(isOneLineError(tok) && /already exists .*a tokenizer/.test(tok.stderr), tok.stderr.trim())
+  // A folder that holds only a tokenizer (lmp train-tknzr) is not replaced either, nor one of the old
+  // layout (lmp's tokenizer as tokenizer.json).
+  for (const [exp, file] of [['tok-only', 'lmp_tokenizer.json'], ['tok-only-old', 'tokenizer.json']]) {
+    mkdirSync(join(root, exp))
+    writeFileSync(join(root, exp, file), readFileSync(join(baseDir, 'lmp_tokenizer.json')))
+    const tok = await lmp(train(exp))
+    t.ok(isOneLineError(tok) && /already exists .*a tokenizer/.test(tok.stderr), tok.stderr.trim())
+  }
 
   const both = await lmp([...train('base'), '--resume', '--overwrite'])
   t.ok(isOneLineError(both) && /give one of them/.test(both.stderr), both.stderr.trim())
@@ -86,13 +89,13 @@ t.test('1. a new run never wipes an existing experiment unless --overwrite', asy
   const again = await lmp([...train('again', '--overwrite', '--no-export'), '--total-step', '2'])
   t.equal(again.status, 0, again.stderr)
   t.same(readdirSync(dir).filter((f) => !f.startsWith('.')).sort(),
-    ['ckpt-2.optim.safetensors', 'ckpt-2.safetensors', 'config.json', 'metrics.jsonl', 'notes.txt', 'tokenizer.json'],
+    ['ckpt-2.optim.safetensors', 'ckpt-2.safetensors', 'lmp_config.json', 'lmp_tokenizer.json', 'metrics.jsonl', 'notes.txt', 'tokenizer.json'],
     'the old checkpoints, metrics and export are gone; notes.txt is kept')
   t.equal(metricsLines(dir).length, 2, 'a new log')
 })
 
 t.test('1b. train-tknzr never replaces a trained run or a tokenizer unless --overwrite', async (t) => {
-  // Found by a new user: train-tknzr over a trained experiment replaced tokenizer.json and config.json, and the
+  // Found by a new user: train-tknzr over a trained experiment replaced its tokenizer and config, and the
   // checkpoints no longer loaded.
   const dir = copyExp('base', 'tk-over')
   const before = snapshot(dir)
@@ -102,18 +105,18 @@ t.test('1b. train-tknzr never replaces a trained run or a tokenizer unless --ove
   t.same(snapshot(dir), before, 'nothing deleted or changed')
 
   t.equal((await lmp(['train-tknzr', 'character', '--exp-name', 'tk-twice'])).status, 0)
-  const tokenizer = readFileSync(join(root, 'tk-twice', 'tokenizer.json'), 'utf8')
+  const tokenizer = readFileSync(join(root, 'tk-twice', 'lmp_tokenizer.json'), 'utf8')
   const twice = await lmp(['train-tknzr', 'whitespace', '--exp-name', 'tk-twice'])
   t.ok(isOneLineError(twice) && /already exists .*a tokenizer/.test(twice.stderr), twice.stderr.trim())
-  t.equal(readFileSync(join(root, 'tk-twice', 'tokenizer.json'), 'utf8'), tokenizer, 'the first tokenizer stays')
-  // The tokenizer's own folder (tokenizer.json and train-tknzr's config.json) takes a run that uses it.
+  t.equal(readFileSync(join(root, 'tk-twice', 'lmp_tokenizer.json'), 'utf8'), tokenizer, 'the first tokenizer stays')
+  // The tokenizer's own folder (its tokenizer files and train-tknzr's lmp_config.json) takes a run that uses it.
   const run = await lmp(train('tk-twice', '--tknzr-exp-name', 'tk-twice'))
   t.equal(run.status, 0, run.stderr)
 
   // --overwrite replaces the tokenizer and deletes the run it would no longer fit.
   const over = await lmp(['train-tknzr', 'whitespace', '--exp-name', 'tk-over', '--overwrite'])
   t.equal(over.status, 0, over.stderr)
-  t.match(JSON.parse(readFileSync(join(dir, 'tokenizer.json'), 'utf8')), { tknzr_name: 'whitespace' })
+  t.match(JSON.parse(readFileSync(join(dir, 'lmp_tokenizer.json'), 'utf8')), { tknzr_name: 'whitespace' })
   t.notOk(readdirSync(dir).some((f) => f.startsWith('ckpt-') || f === 'onnx'), 'the old run is gone')
 })
 

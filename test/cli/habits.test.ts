@@ -102,7 +102,7 @@ t.test('tknz-txt --json: tokens and ids of the same length, each token its own t
     const r = lmp(['tknz-txt', '--exp-name', `tk-${kind}`, '--txt', text, '--json'], env)
     t.equal(r.status, 0, r.stderr)
     const { tokens, ids } = JSON.parse(r.stdout)
-    const tk = loadTokenizer(join(root, `tk-${kind}`, 'tokenizer.json'))
+    const tk = loadTokenizer(join(root, `tk-${kind}`, 'lmp_tokenizer.json'))
     t.same(ids, tk.enc(text).slice(1, -1), `${kind}: the ids, BOS and EOS left out`)
     t.equal(tokens.length, ids.length, `${kind}: one token per id`)
     // a BPE word-final token carries its space after it: BPE's tokens end in one space more than dec()

@@ -16,10 +16,12 @@ t.test('train-model writes checkpoints, config, tokenizer, metrics and the ONNX 
   t.match(r.stderr, /backend 'wasm'/, 'the chosen backend is printed')
   t.match(r.stdout, /trained 20 steps: loss [\d.]+, \d+ tokens\/s \(wasm\)/)
   const dir = join(root, 'e2e')
-  for (const f of ['config.json', 'tokenizer.json', 'ckpt-10.safetensors', 'ckpt-20.safetensors', 'ckpt-20.optim.safetensors',
-    'metrics.jsonl', 'onnx/model.onnx', 'onnx/manifest.json', 'onnx/tokenizer.json']) {
+  for (const f of ['lmp_config.json', 'lmp_tokenizer.json', 'ckpt-10.safetensors', 'ckpt-20.safetensors', 'ckpt-20.optim.safetensors',
+    'metrics.jsonl', 'onnx/model.onnx', 'onnx/manifest.json', 'onnx/lmp_tokenizer.json']) {
     t.ok(existsSync(join(dir, f)), f)
   }
+  // Hugging Face's model files are for Transformers (transformers.js has no class for our recurrent models).
+  for (const f of ['config.json', 'generation_config.json', 'onnx/tokenizer.json']) t.notOk(existsSync(join(dir, f)), `no ${f}`)
   const manifest = JSON.parse(readFileSync(join(dir, 'onnx/manifest.json'), 'utf8'))
   t.equal(manifest.opset, 17)
   t.equal(manifest.irVersion, 8)
@@ -75,7 +77,7 @@ t.test('bad input: one line on stderr, non-zero exit, no stack trace', async (t)
   // A corrupt checkpoint (a copy of the experiment with a damaged safetensors file).
   const bad = join(root, 'bad-ckpt')
   mkdirSync(bad)
-  for (const f of ['config.json', 'tokenizer.json']) copyFileSync(join(dir, f), join(bad, f))
+  for (const f of ['lmp_config.json', 'lmp_tokenizer.json']) copyFileSync(join(dir, f), join(bad, f))
   writeFileSync(join(bad, 'ckpt-5.safetensors'), Buffer.from('\x10\x00\x00\x00\x00\x00\x00\x00{"a": garbage...'))
   const r1 = lmp(['eval-txt-ppl', '--exp-name', 'bad-ckpt'], env)
   t.ok(isOneLineError(r1), `corrupt safetensors: ${JSON.stringify(r1.stderr)}`)
@@ -86,8 +88,8 @@ t.test('bad input: one line on stderr, non-zero exit, no stack trace', async (t)
   // A corrupt ONNX file (truncated), served from the export.
   const served = join(root, 'bad-onnx')
   mkdirSync(join(served, 'onnx'), { recursive: true })
-  for (const f of ['config.json', 'tokenizer.json', 'ckpt-20.safetensors']) copyFileSync(join(dir, f), join(served, f))
-  for (const f of ['manifest.json', 'tokenizer.json']) copyFileSync(join(dir, 'onnx', f), join(served, 'onnx', f))
+  for (const f of ['lmp_config.json', 'lmp_tokenizer.json', 'ckpt-20.safetensors']) copyFileSync(join(dir, f), join(served, f))
+  for (const f of ['manifest.json', 'lmp_tokenizer.json']) copyFileSync(join(dir, 'onnx', f), join(served, 'onnx', f))
   writeFileSync(join(served, 'onnx', 'model.onnx'), readFileSync(join(dir, 'onnx', 'model.onnx')).subarray(0, 500))
   const r2 = lmp(['gen-txt', 'top-1', '--exp-name', 'bad-onnx'], env)
   t.ok(isOneLineError(r2), `corrupt ONNX: ${JSON.stringify(r2.stderr)}`)

@@ -12,7 +12,7 @@ process.env.LMP_EXP_DIR = root
 const tiny = ['--d-model', '8', '--n-head', '2', '--d-ff', '16', '--n-lyr', '1', '--batch-size', '4', '--log-step', '1', '--no-export']
 
 const lmpHere = lmpInProcess
-const config = (exp: string) => JSON.parse(readFileSync(join(root, exp, 'config.json'), 'utf8'))
+const config = (exp: string) => JSON.parse(readFileSync(join(root, exp, 'lmp_config.json'), 'utf8'))
 
 t.test('the defaults work at any --total-step and --max-seq-len', async (t) => {
   const r = await lmpHere(['train-model', 'Transformer', '--exp-name', 'short', '--total-step', '3', ...tiny])
@@ -51,7 +51,7 @@ t.test('--task nanogpt on a local text file', async (t) => {
   const r = await lmpHere(['train-model', 'Transformer', '--exp-name', 'nano', '--task', 'nanogpt', '--dset-name', 'text', '--data-path', dir,
     '--total-step', '4', '--max-seq-len', '16', '--eval-step', '2', '--eval-iters', '3', ...tiny])
   t.equal(r.status, 0, r.stderr)
-  const tk = JSON.parse(readFileSync(join(root, 'nano', 'tokenizer.json'), 'utf8'))
+  const tk = JSON.parse(readFileSync(join(root, 'nano', 'lmp_tokenizer.json'), 'utf8'))
   t.equal(tk.is_raw, true)
   t.equal(Object.keys(tk.tk2id).length - 4, new Set(text).size, 'one id per distinct character of the raw text (newline included)')
   t.ok('\n' in tk.tk2id)

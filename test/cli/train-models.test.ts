@@ -71,7 +71,7 @@ t.test('training options end to end: snake_case, cosine, weight decay, validatio
     '--lr_schedule', 'cosine', '--min_lr', '0.0001', '--weight_decay', '0.01', '--label_smoothing', '0.1', '--eval_step', '3',
     '--eval-ver', 'test', '--p-emb', '0.1'])
   ok(t, r, 'train-model with the options')
-  const config = JSON.parse(readFileSync(join(root, 'opts', 'config.json'), 'utf8'))
+  const config = JSON.parse(readFileSync(join(root, 'opts', 'lmp_config.json'), 'utf8'))
   t.match(config.train, { lrSchedule: 'cosine', minLr: 0.0001, weightDecay: 0.01, evalStep: 3, tbptt: false })
   t.equal(config.model.labelSmoothing, 0.1)
   const rows = readMetrics('opts')
@@ -97,7 +97,7 @@ t.test('training options end to end: snake_case, cosine, weight decay, validatio
 t.test('--tbptt from the CLI', async (t) => {
   const r = await lmpHere(['train-model', 'GRU', '--exp-name', 'tbptt', '--tbptt', '--is-uncased', ...tiny])
   ok(t, r, 'a recurrent model trains with --tbptt')
-  t.equal(JSON.parse(readFileSync(join(root, 'tbptt', 'config.json'), 'utf8')).train.tbptt, true)
+  t.equal(JSON.parse(readFileSync(join(root, 'tbptt', 'lmp_config.json'), 'utf8')).train.tbptt, true)
   const e = await lmpHere(['eval-dset-ppl', 'demo', '--ver', 'test', '--exp-name', 'tbptt', '--first-ckpt', '-1'])
   t.match(e.stdout, /^checkpoint: 4, ppl: [\d.]+$/m)
   const refused = await lmpHere(['train-model', 'Transformer', '--exp-name', 'tbptt-tr', '--tbptt', ...tiny])

@@ -1,10 +1,10 @@
 import t from 'tap'
 import { lmWindows, countTokens } from '../../src/data/index.ts'
-import { createTokenizer, type Tokenizer } from '../../src/tokenizer/index.ts'
+import { createTokenizer, LMP_SPECIAL_IDS, type Tokenizer } from '../../src/tokenizer/index.ts'
 import { LmpError } from '../../src/errors.ts'
 
 /** A tokenizer whose enc() returns fixed ids, to pin the window arithmetic to lmp's example. */
-const fixed = (ids: number[]) => ({ enc: () => ids }) as unknown as Tokenizer
+const fixed = (ids: number[]) => ({ enc: () => ids, specialIds: LMP_SPECIAL_IDS }) as unknown as Tokenizer
 
 t.test("lmp's LMFormatDset example: L=3, stride=2", async (t) => {
   const w = [...lmWindows(['x'], fixed([0, 4, 5, 6, 1]), 3, 2)]

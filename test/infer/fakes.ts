@@ -83,11 +83,11 @@ export function charTokenizer(texts = ['hello world, if you add 1 to 2 you get 3
  * A model that "writes" `script` (token ids) after the prompt: once `promptLength` tokens were fed, the
  * logits favour script[k] at the k-th new position, then `after` (EOS by default).
  */
-export function scriptedLogits(vocabSize: number, promptLength: number, script: number[], after = 1): LogitsFn {
+export function scriptedLogits(vocabSize: number, promptLength: number, script: number[], after = 1, pad = PAD_ID): LogitsFn {
   return (h) => {
     const k = h.length - promptLength
     const want = k < script.length ? script[k] : after
-    return Array.from({ length: vocabSize }, (_, v) => (v === want ? 10 : v === PAD_ID ? 20 : 0))
+    return Array.from({ length: vocabSize }, (_, v) => (v === want ? 10 : v === pad ? 20 : 0))
   }
 }
 

@@ -146,11 +146,13 @@ t.test('a stop string is never partly sent, not even while a character is incomp
   }
   const cases: [string, TextCodec, number[], number][] = [['gpt2', gpt2, script, gpt2.vocabSize], ['bare byte codec', bytes, bytes.enc(' 🎉 🎉 🎉 and so on').slice(1, -1), 260]]
   for (const [what, codec, ids, vocab] of cases) {
-    const events = await collect(generate(fakeModel(vocab, scriptedLogits(vocab, 1, ids)), codec, '', greedy(50, { stop: ['🎉 🎉'] })))
+    const { eos, pad } = codec.specialIds ?? { eos: EOS_ID, pad: PAD_ID }
+    const scripted = () => fakeModel(vocab, scriptedLogits(vocab, 1, ids, eos, pad))
+    const events = await collect(generate(scripted(), codec, '', greedy(50, { stop: ['🎉 🎉'] })))
     const deltas = events.map((e) => e.textDelta)
     t.same(deltas.join(''), ' ', `${what}: only the space before the stop string`)
     t.equal(events.at(-1)!.finishReason, 'stop', what)
-    const plain = await generateText(fakeModel(vocab, scriptedLogits(vocab, 1, ids)), codec, '', greedy(50))
+    const plain = await generateText(scripted(), codec, '', greedy(50))
     t.equal(plain.text, ' 🎉 🎉 🎉 and so on', `${what}: without the stop string, the whole text`)
   }
 })

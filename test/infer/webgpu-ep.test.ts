@@ -28,7 +28,7 @@ if (await webgpuOrSkip(t)) {
     t.test(`${a.name}: WebGPU EP = CPU EP`, async (t) => {
       const { dir, manifest } = await writeExportedModel(root, a.name, 21 + i, a.sizes)
       const bytes = new Uint8Array(readFileSync(path.join(dir, 'onnx', 'model.onnx')))
-      const tokenizer = loadTokenizer(path.join(dir, 'onnx', 'tokenizer.json'))
+      const tokenizer = loadTokenizer(path.join(dir, 'onnx', 'lmp_tokenizer.json'))
       const cpu = await loadOrtModel(ort as never, bytes, manifest)
       const gpu = await loadOrtModel(ort as never, bytes, manifest, { executionProviders: ['webgpu'] })
       const ids = [tokenizer.enc(TEXT)]

@@ -14,7 +14,7 @@ import { streamLoss, sumLoss } from '../../models/stream-eval.ts'
 import { train, type TrainConfig } from '../../models/train.ts'
 import { loadRawText } from '../../src/data/index.ts'
 import { createRng } from '../../src/infer/rng.ts'
-import { createTokenizer, PAD_ID, tokenizerFromJSON } from '../../src/tokenizer/index.ts'
+import { createTokenizer, IGNORE_INDEX, tokenizerFromJSON } from '../../src/tokenizer/index.ts'
 
 await initBackend()
 const shakespeare = fileURLToPath(new URL('../../../shared/data/tinyshakespeare/input.txt', import.meta.url))
@@ -85,7 +85,7 @@ t.test('the full pass predicts every token but the first exactly once', async (t
   for (const n of [2, 9, 17, 33]) {
     const ids = Int32Array.from({ length: n }, (_, i) => 4 + i)
     const { inputs, targets } = fullPassWindows(ids, 8)
-    t.same(targets.flat().filter((id) => id !== PAD_ID), Array.from(ids.subarray(1)), `n = ${n}`)
+    t.same(targets.flat().filter((id) => id !== IGNORE_INDEX), Array.from(ids.subarray(1)), `n = ${n}`)
     inputs.forEach((row, w) => t.equal(row[0], ids[w * 8], 'windows start every max_seq_len ids'))
   }
 })

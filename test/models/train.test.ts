@@ -11,14 +11,15 @@ import { TfOps } from '../../models/tf-ops.ts'
 import { tfStepModel } from '../../models/tf-step-model.ts'
 import { readSafetensors } from '../../models/safetensors.ts'
 import {
-  isDecayed, learningRate, resumableSteps, shuffledWindows, tbpttStreams, train, validateTrainConfig, type TrainConfig,
+  buildWindows, isDecayed, learningRate, resumableSteps, shuffledWindows, tbpttStreams, train, validateTrainConfig, type TrainConfig,
 } from '../../models/train.ts'
 import { loadDataset } from '../../src/data/index.ts'
 import { createRng } from '../../src/infer/rng.ts'
 import { scoreTexts } from '../../src/infer/perplexity.ts'
 import { serialize } from '../../onnx/export.ts'
-import { BOS_ID, createTokenizer, EOS_ID, PAD_ID } from '../../src/tokenizer/index.ts'
+import { BOS_ID, createTokenizer, EOS_ID, IGNORE_INDEX, PAD_ID } from '../../src/tokenizer/index.ts'
 import { LmpError } from '../../src/errors.ts'
+import { loadGpt2Sync } from '../../src/tokenizer/io.ts'
 
 await initBackend()
 const samples = (await loadDataset('demo', 'train')).slice(0, 400)
@@ -70,14 +71,14 @@ function logitsOf(m: ModelConfig, weights: Record<string, Float32Array>, ids: nu
   })
 }
 
-/** lmp's loss by hand: mean over non-PAD targets of -((1-ε) log p(y) + ε/V Σ log p). */
+/** lmp's loss by hand: mean over the targets not ignored (IGNORE_INDEX) of -((1-ε) log p(y) + ε/V Σ log p). */
 function handLoss(logits: number[][][], targets: number[][], eps: number): number {
   let total = 0
   let count = 0
   logits.forEach((rows, s) =>
     rows.forEach((row, b) => {
       const y = targets[b][s]
-      if (y === PAD_ID) return
+      if (y < 0) return
       const max = Math.max(...row)
       const lse = max + Math.log(row.reduce((a, x) => a + Math.exp(x - max), 0))
       const logp = row.map((x) => x - lse)
@@ -158,6 +159,30 @@ t.test('label smoothing is applied to the training loss', async (t) => {
   t.ok(Math.abs(handLoss(logits, batch.targets, 0) - expected) > 1e-3, 'which differs from the unsmoothed one')
 })
 
+t.test("gpt2's <|endoftext|> is both BOS and EOS: one between samples in a stream, and EOS targets are trained", async (t) => {
+  loadGpt2Sync()
+  const tk = createTokenizer('gpt2')
+  const eot = tk.specialIds.eos
+  t.equal(tk.specialIds.bos, eot)
+  const texts = ['Hello there, world', 'A second sample here', 'and a third one']
+  const d = tbpttStreams(texts, tk, 1, 4)
+  const stream: number[] = []
+  const targets: number[] = []
+  for (let k = 0; k < d.windowsPerEpoch; k++) {
+    const b = d.next()
+    if (k === 0) stream.push(b.inputs[0][0])
+    stream.push(...b.targets[0])
+    targets.push(...b.targets[0])
+  }
+  const joined = [eot, ...texts.flatMap((x) => [...tk.enc(x).slice(1, -1), eot])]
+  t.same(stream, joined.slice(0, stream.length), 'one <|endoftext|> between two samples, as GPT-2 was trained')
+  t.ok(targets.includes(eot) && !targets.includes(IGNORE_INDEX), 'every target is trained, <|endoftext|> included')
+  const w = buildWindows(texts, tk, 4, 4)
+  t.same(w.inputs[0], tk.enc(texts[0]).slice(0, 4), 'a window starts at the BOS (which is EOS too) and is kept')
+  t.equal(w.targets.flat().filter((id) => id === eot).length, texts.length, "each sample's EOS is a target")
+  t.ok(w.targets.flat().every((id) => id !== tk.specialIds.pad), 'PAD is never a target')
+})
+
 t.test('truncated BPTT: contiguous streams, one row each', async (t) => {
   const tk = createTokenizer('character', {})
   const texts = ['abc', 'de', 'fghij', 'klmn', 'opq', 'rstuvw', 'xyz', 'a']
@@ -174,7 +199,7 @@ t.test('truncated BPTT: contiguous streams, one row each', async (t) => {
     for (let b = 0; b < B; b++) {
       const at = b * streamLen + k * L
       t.same(seen[k].inputs[b], ids.slice(at, at + L), `step ${k} row ${b}: the stream's k-th window`)
-      t.same(seen[k].targets[b], ids.slice(at + 1, at + L + 1).map((id) => (id === BOS_ID ? PAD_ID : id)), 'targets: the next ids')
+      t.same(seen[k].targets[b], ids.slice(at + 1, at + L + 1).map((id) => (id === BOS_ID || id === PAD_ID ? IGNORE_INDEX : id)), 'targets: the next ids (BOS and PAD ignored)')
     }
     t.equal(seen[k].fresh, k === 0, 'only the first window of an epoch starts from the zero state')
   }

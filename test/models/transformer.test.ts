@@ -77,7 +77,7 @@ t.test('gradients reach every parameter (dropout on), and the loss equals per-st
   const vars: Record<string, tf.Variable> = {}
   for (const [n, p] of Object.entries(params)) vars[n] = tf.variable(p, true, n)
   const ids = [[0, 4, 5, 6, 7, 8], [0, 9, 10, 11, 4, 5]]
-  const targets = [[4, 5, 6, 7, 8, 1], [9, 10, 11, 4, 5, 2]] // 2 = PAD, not counted
+  const targets = [[4, 5, 6, 7, 8, 1], [9, 10, 11, 4, 5, -1]] // -1 = IGNORE_INDEX, not counted
   let seed = 1
   const { grads } = tf.variableGrads(() => lossTf(forwardTf(model, new TfOps(vars, true, () => seed++), ids).logits, targets).loss)
   for (const n of Object.keys(vars)) {

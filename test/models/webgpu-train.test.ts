@@ -68,7 +68,7 @@ if (await tfWebgpuOrSkip(t)) {
     for (const [n, s] of Object.entries(m.params())) vars[n] = tf.variable(tf.tensor(init[n], s.shape), true, `${tf.getBackend()}-${c.model}-${n}`)
     const { value, grads } = tf.variableGrads(() => {
       const out = forwardTf(m, new TfOps(vars, true), ids, undefined)
-      return lossTf(out.logits, ids.map((r) => r.slice(1).concat(2))).loss
+      return lossTf(out.logits, ids.map((r) => r.slice(1).concat(-1))).loss
     }, Object.values(vars))
     const result = { loss: (await value.data())[0], grads: {} as Record<string, Float32Array> }
     for (const [n, g] of Object.entries(grads)) result.grads[n.slice(n.indexOf(c.model) + c.model.length + 1)] = (await g.data()) as Float32Array

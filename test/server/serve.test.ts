@@ -46,7 +46,7 @@ t.test('startServer serves a real model on port 0', async (t) => {
   t.equal((await served.json()).sha256, manifest.sha256)
   const onnx = await fetch(server.url + 'models/tiny/model.onnx')
   t.same(new Uint8Array(await onnx.arrayBuffer()), new Uint8Array(readFileSync(path.join(dir, 'onnx', 'model.onnx'))))
-  t.equal((await fetch(server.url + 'models/tiny/config.json')).status, 404, 'only the three exported files')
+  t.equal((await fetch(server.url + 'models/tiny/config.json')).status, 404, 'only the exported files the manifest names')
   t.equal((await fetch(server.url + 'models/tiny/..%2F..%2Ftokenizer.json')).status, 404)
   t.same(await (await fetch(server.url + 'models/index.json')).json(), { models: [{ name: 'tiny', architecture: 'LSTM-2000', path: 'models/tiny/' }] })
 

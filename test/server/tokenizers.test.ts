@@ -74,8 +74,8 @@ t.test('startServer serves one model of every tokenizer kind; the text is genera
       body: JSON.stringify({ model: name, text: prompt }),
     })).json()
     t.same(tok.tokens, reference.tokenizer.enc(prompt), `${name}: /v1/tokenize uses the model's tokenizer`)
-    const served = await fetch(server.url + `models/${name}/tokenizer.json`)
-    t.equal((await served.json()).tknzr_name, kind, `${name}: the page gets its tokenizer.json`)
+    const served = await fetch(server.url + `models/${name}/lmp_tokenizer.json`)
+    t.equal((await served.json()).tknzr_name, kind, `${name}: the page gets its lmp_tokenizer.json`)
   }
 })
 
@@ -89,14 +89,14 @@ t.test('lmp serve --exp <a gpt2-tokenizer model> starts and serves it', async (t
 
 t.test('a model that cannot load stops the start-up with one line naming it; the others are not served', async (t) => {
   const broken = (await writeExportedModel(root, 'broken-tokenizer', 5)).dir
-  writeFileSync(path.join(broken, 'onnx', 'tokenizer.json'), '{"tknzr_name":"gpt3"}')
+  writeFileSync(path.join(broken, 'onnx', 'lmp_tokenizer.json'), '{"tknzr_name":"gpt3"}')
   await t.rejects(startServer({ exps: [dirs.character, broken], port: 0, logger: silent }), {
     constructor: LmpError,
-    message: new RegExp(`^cannot load tokenizer ${broken}/onnx/tokenizer\\.json: malformed tokenizer JSON: tknzr_name must be one of`),
+    message: new RegExp(`^cannot load tokenizer ${broken}/onnx/lmp_tokenizer\\.json: malformed tokenizer JSON: tknzr_name must be one of`),
   })
   const run = await serve(['--exp', dirs.gpt2, '--exp', broken, '--exp', dirs.BPE])
   t.equal(run.code, 1)
   t.equal(run.stderr.trim().split('\n').length, 1, `one line: ${run.stderr}`)
-  t.match(run.stderr, new RegExp(`^lmp: error: cannot load tokenizer ${broken}/onnx/tokenizer\\.json: `))
+  t.match(run.stderr, new RegExp(`^lmp: error: cannot load tokenizer ${broken}/onnx/lmp_tokenizer\\.json: `))
   t.notMatch(run.stdout, /serving/, 'it never serves a part of what it was asked to')
 })

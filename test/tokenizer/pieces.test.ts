@@ -93,13 +93,13 @@ t.test('gpt2: bytes are held until they complete a character; none is lost', asy
 t.test('topLogprobsObject: the chosen token under its text; alternatives that print alike under distinct keys', async (t) => {
   const tk = createTokenizer('gpt2') as Gpt2Tokenizer
   const partial: number[] = []
-  for (let v = 4; partial.length < 3; v++) {
+  for (let v = 0; partial.length < 3; v++) {
     const b = tk.tokenBytes(v)
     if (b && b.length === 1 && b[0] >= 0xe0 && b[0] <= 0xef) partial.push(v)
   }
   const d = tokenTextDecoder(tk)!
-  const obj = topLogprobsObject(d, { tokenId: partial[1], text: '', logprob: -1.5 }, partial.map((tokenId, i) => ({ tokenId, logprob: -1 - i / 2 })).concat([{ tokenId: 1, logprob: -3 }]))
+  const obj = topLogprobsObject(d, { tokenId: partial[1], text: '', logprob: -1.5 }, partial.map((tokenId, i) => ({ tokenId, logprob: -1 - i / 2 })).concat([{ tokenId: tk.specialIds.eos, logprob: -3 }]))
   t.equal(Object.keys(obj).length, 4)
   t.equal(obj[''], -1.5, 'the chosen token, with its own value')
-  t.equal(obj['<eos>'], -3)
+  t.equal(obj['<|endoftext|>'], -3, 'EOS under its name')
 })

@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs'
 import path from 'node:path'
 import { demoSamples } from '../../src/data/demo.ts'
 import { createTokenizer } from '../../src/tokenizer/index.ts'
-import { saveTokenizer } from '../../src/tokenizer/io.ts'
+import { saveTokenizerFiles } from '../../src/exp.ts'
 import { createRng } from '../../src/infer/rng.ts'
 import { createModel, initWeights, MODEL_DEFAULTS } from '../../models/lm.ts'
 import { exportToDir } from '../../onnx/export.ts'
@@ -15,12 +15,12 @@ import type { Manifest } from '../../src/infer/types.ts'
 export const HEADS = 2
 export const LAYERS = 2
 
-/** Writes ROOT/NAME/{tokenizer.json, onnx/{model.onnx, manifest.json, tokenizer.json}}. */
+/** Writes ROOT/NAME/{lmp_tokenizer.json, tokenizer.json, Hugging Face's files, onnx/{model.onnx, manifest.json, lmp_tokenizer.json}}. */
 export async function writeAttentionModel(root: string, name = 'attn'): Promise<{ dir: string; onnxDir: string; manifest: Manifest; bytes: Uint8Array }> {
   const dir = path.join(root, name)
   const tokenizer = createTokenizer('character')
   tokenizer.buildVocab(demoSamples('train'))
-  saveTokenizer(path.join(dir, 'tokenizer.json'), tokenizer)
+  await saveTokenizerFiles(dir, tokenizer)
   const model = createModel({
     ...MODEL_DEFAULTS, model: 'Transformer', vocabSize: tokenizer.vocabSize, dModel: 8, nHead: HEADS, dFf: 16,
     nLyr: LAYERS, maxSeqLen: 32, initLower: -1, initUpper: 1,

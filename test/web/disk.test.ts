@@ -21,7 +21,7 @@ await browserTests(t, async ({ root, browser }) => {
   const server = await startServer({ exps: [servedDir], port: 0, logger: pino({ level: 'silent' }) })
   t.teardown(() => server.close())
   const { onnxDir, manifest, bytes } = await writeAttentionModel(root, 'attn')
-  const files = (dir: string) => ['manifest.json', 'model.onnx', 'tokenizer.json'].map((f) => path.join(dir, f))
+  const files = (dir: string) => ['manifest.json', 'model.onnx', 'lmp_tokenizer.json'].map((f) => path.join(dir, f))
 
   await t.test('a Transformer folder opened from disk scores and shows its attention', async (t) => {
     const { page, problems } = await openPage(browser, `${server.url}?model=tiny&ep=wasm#score`)
@@ -34,7 +34,7 @@ await browserTests(t, async ({ root, browser }) => {
 
     // Longer than the 32-token context: the sliding window, as onnxruntime-node's scoreText does it.
     const text = 'If you add 12 to 30 you get 42. If you add 30 to 12 you get 42 too.'
-    const tokenizer = loadTokenizer(path.join(onnxDir, 'tokenizer.json'))
+    const tokenizer = loadTokenizer(path.join(onnxDir, 'lmp_tokenizer.json'))
     const reference = await loadOrtModel(ort as unknown as OrtLike, bytes, manifest)
     const expected = await scoreText(reference, tokenizer, text, { perToken: true })
     await page.fill('#score-text', text)
@@ -120,7 +120,7 @@ await browserTests(t, async ({ root, browser }) => {
     const junk = new TextEncoder().encode('this is not a protobuf '.repeat(40))
     writeFileSync(path.join(garbage, 'model.onnx'), junk)
     writeFileSync(path.join(garbage, 'manifest.json'), JSON.stringify({ ...manifest, sha256: createHash('sha256').update(junk).digest('hex') }))
-    copyFileSync(path.join(onnxDir, 'tokenizer.json'), path.join(garbage, 'tokenizer.json'))
+    copyFileSync(path.join(onnxDir, 'lmp_tokenizer.json'), path.join(garbage, 'lmp_tokenizer.json'))
     await page.setInputFiles('#open-files', files(garbage))
     end = await waitForState(page, ['ready', 'error'])
     t.equal(end.state, 'error')
@@ -129,7 +129,7 @@ await browserTests(t, async ({ root, browser }) => {
     // A folder without the files manifest.json names.
     await page.setInputFiles('#open-files', [path.join(garbage, 'manifest.json')])
     end = await waitForState(page, ['error'])
-    t.match(end.status, 'Error: model.onnx and tokenizer.json are not among the opened files')
+    t.match(end.status, 'Error: model.onnx and lmp_tokenizer.json are not among the opened files')
 
     // The page recovers: the served model loads again.
     await page.selectOption('#model', 'models/tiny/')

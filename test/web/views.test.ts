@@ -59,7 +59,7 @@ await browserTests(t, async ({ root, browser }) => {
     t.ok(Math.abs(ppl - api.perplexity) <= 1e-4, `perplexity ${ppl} equals the server's ${api.perplexity}`)
     t.match(await page.textContent('#score-summary'), new RegExp(`^${api.tokens} tokens · perplexity ${api.perplexity.toFixed(3)} · `))
     // The spans read as the text does once the tokenizer has seen it (unknown characters as <unk>), then EOS.
-    const tokenizer = loadTokenizer(path.join(dir, 'onnx', 'tokenizer.json'))
+    const tokenizer = loadTokenizer(path.join(dir, 'onnx', 'lmp_tokenizer.json'))
     const spelled = tokenizer.dec(tokenizer.enc(text), { rmSpTks: true })
     t.match(spelled, /^If you add 12 to 30 you get 42\. <unk>/, 'the text has known and unknown characters')
     t.equal(shown.map((s) => s.text).join(''), `${spelled}<eos>`, 'the coloured tokens spell the text')
@@ -76,7 +76,7 @@ await browserTests(t, async ({ root, browser }) => {
   })
 
   await t.test('the inside view lists embedding neighbours and analogies by cosine similarity', async (t) => {
-    const tokenizer = loadTokenizer(path.join(dir, 'onnx', 'tokenizer.json'))
+    const tokenizer = loadTokenizer(path.join(dir, 'onnx', 'lmp_tokenizer.json'))
     const emb = decodeModel(readFileSync(path.join(dir, 'onnx', 'model.onnx'))).graph.initializers.find((x) => x.name === 'emb.weight')!
     const [rows, dims] = emb.dims
     const vec = (id: number) => Array.from(emb.data as Float32Array).slice(id * dims, (id + 1) * dims)
