@@ -9,6 +9,7 @@ import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { AutoModelForCausalLM, AutoTokenizer, env, pipeline, type Tensor } from '@huggingface/transformers'
 import { lmpInProcess } from '../helpers/cli-in-process.ts'
+import { writeGpt2Folder } from '../helpers/gpt2-fixture.ts'
 import { openExperiment, servingModel } from '../../src/cli/common.ts'
 import { generateText, promptIds } from '../../src/infer/generate.ts'
 
@@ -20,6 +21,8 @@ env.allowLocalModels = true
 env.localModelPath = root + '/'
 env.useFSCache = false
 
+const pretrained = join(root, 'pretrained-gpt2') // not an experiment: no lmp_config.json
+writeGpt2Folder(pretrained, { prefixed: true })
 const train = ['--n-head', '2', '--batch-size', '8', '--warmup-step', '2', '--lr', '0.01', '--log-step', '1000']
 const MODELS = [
   {
@@ -33,8 +36,14 @@ const MODELS = [
     args: ['--tknzr', 'gpt2', '--d-model', '32', '--d-ff', '64', '--n-lyr', '1', '--max-seq-len', '48', '--total-step', '4', '--ckpt-step', '4'],
     maxNewTokens: 16,
   },
-  // Part C (issue 12, item 4): a Transformer fine-tuned from a GPT-2-layout checkpoint (`--init-from DIR`) goes
-  // here, as { name, args: ['--init-from', DIR, ...], maxNewTokens }.
+  {
+    // Fine-tuned from a GPT-2-layout checkpoint (test/helpers/gpt2-fixture.ts: 2 layers, d_model 64, GPT-2's
+    // vocabulary); its architecture comes from the checkpoint's config.json, so `train`'s --n-head is left out.
+    name: 'gpt2-init',
+    args: ['--init-from', pretrained, '--batch-size', '8', '--warmup-step', '2', '--lr', '0.003', '--max-seq-len', '32', '--total-step', '10', '--ckpt-step', '10', '--log-step', '1000'],
+    maxNewTokens: 12,
+    alone: true,
+  },
 ]
 // Different lengths (so the batch is padded), whitespace runs and case that normalization handles, an emoji.
 const PROMPTS = ['If you add 3 to 4 you get', 'If', 'add 12 to', '  If   you add  7', 'you get 46 .', 'If you add 2 🎉']
@@ -50,7 +59,7 @@ function generated(row: number[], promptLen: number, eos: number): number[] {
 
 for (const m of MODELS) {
   t.test(`${m.name}: transformers.js opens the export and generates what lmp gen-txt top-1 does`, async (t) => {
-    const r = await lmpInProcess(['train-model', 'Transformer', '--exp-name', m.name, ...train, ...m.args])
+    const r = await lmpInProcess(['train-model', 'Transformer', '--exp-name', m.name, ...(m.alone ? [] : train), ...m.args])
     t.equal(r.status, 0, r.stderr)
     const dir = join(root, m.name)
     for (const f of ['config.json', 'generation_config.json', 'tokenizer.json', 'tokenizer_config.json', 'onnx/model.onnx']) {
