@@ -76,7 +76,7 @@ await browserTests(t, async ({ root, browser }) => {
     stopped = true
     await page.reload()
     const again = await waitForState(page, ['ready', 'error'])
-    t.match(again.status, /^Ready: tk-gpt2 \(LSTM-2000, 50260 tokens\) · WASM, \d+ threads? · from cache$/)
+    t.match(again.status, /^Ready: tk-gpt2 \(LSTM-2000, 50259 tokens\) · WASM, \d+ threads? · from cache$/)
     const prompt = 'If you add 3 to 4 you get 🎉'
     const expected = await generateText(reference.model, reference.tokenizer, prompt, { maxNewTokens: 8, temperature: 0 })
     const got = await generateOnPage(page, prompt, { maxTokens: 8, temperature: 0 })
