@@ -55,7 +55,7 @@ await browserTests(t, async ({ root, browser }) => {
     await page.click('#score')
     t.equal(await waitForViewState(page, '#view-score', ['scored', 'error']), 'scored')
     const shown = await page.$$eval('#score-output .tok', (spans) => spans.map((s) => s.textContent ?? ''))
-    t.equal(shown.join(''), `${text}<eos>`, 'the coloured tokens spell the text, then EOS')
+    t.equal(shown.join(""), `${text}<|endoftext|>`, "the coloured tokens spell the text, then EOS (GPT-2's <|endoftext|>)")
     t.notOk(shown.some((x) => x.includes('\uFFFD')), 'no token shows half a character')
     t.same(problems, [])
     await page.close()
