@@ -16,7 +16,7 @@ import type { Manifest } from '../../src/infer/types.ts'
 /** Writes ROOT/NAME/{lmp_tokenizer.json, tokenizer.json, onnx/...}; returns the experiment folder and the manifest.
  * `sizes` overrides the tiny dimensions, or the architecture (`{ model: 'Transformer', ... }`);
  * `tokenizer` is the tokenizer kind (default character; the others are built on the demo data too,
- * and gpt2 is GPT-2's whole vocabulary, 50,260 tokens). */
+ * and gpt2 is GPT-2's whole vocabulary, 50,259 tokens: its 50,257 and <pad>, <unk>). */
 export async function writeExportedModel(
   root: string,
   name = 'tiny',

@@ -51,7 +51,7 @@ const chatty = served('chatty', chars, (h) => {
 
 /** A gpt2-tokenizer model that writes ' 🎉 🎉 🎉 and so on' after BOS. */
 const partyIds = gpt2.enc(' 🎉 🎉 🎉 and so on').slice(1, -1)
-const party = served('party', gpt2, scriptedLogits(gpt2.vocabSize, 1, partyIds))
+const party = served('party', gpt2, scriptedLogits(gpt2.vocabSize, 1, partyIds, gpt2.specialIds.eos, gpt2.specialIds.pad))
 
 async function serve(t: Test, models: ServedModel[], opts: Partial<AppOptions> = {}) {
   const app = createApp({ models, logger: silent, ...opts })
@@ -109,7 +109,7 @@ t.test('fault 1: POST /v1/chat/completions exists, plain and streaming, in OpenA
 t.test('chat logprobs: each token’s own bytes, so a character split across byte-level tokens loses none', async (t) => {
   const gpt2Colon = gpt2.enc(':')[1]
   const m = served('party-chat', gpt2, (h) => {
-    const want = partyIds[h.length - 1 - h.lastIndexOf(gpt2Colon)] ?? EOS_ID
+    const want = partyIds[h.length - 1 - h.lastIndexOf(gpt2Colon)] ?? gpt2.specialIds.eos
     const row = new Array(gpt2.vocabSize).fill(0)
     row[want] = 12
     return row

@@ -56,7 +56,7 @@ t.test('startServer serves one model of every tokenizer kind; the text is genera
     const reference = await loadExperimentModel(dirs[kind])
     t.teardown(() => reference.model.release?.())
     t.equal(reference.tokenizer.name, kind)
-    if (kind === 'gpt2') t.equal(reference.tokenizer.vocabSize, 50260, "GPT-2's whole vocabulary")
+    if (kind === 'gpt2') t.equal(reference.tokenizer.vocabSize, 50259, "GPT-2's whole vocabulary")
     const prompt = kind === 'gpt2' ? 'If you add 3 to 4 you get 🎉' : 'If you add 3 to 4 you get'
     const expected = await generateText(reference.model, reference.tokenizer, prompt, { maxNewTokens: 12, temperature: 0 })
     const res = await fetch(server.url + 'v1/completions', {

@@ -55,7 +55,7 @@ await browserTests(t, async ({ root, browser }) => {
     await page.click('#score')
     t.equal(await waitForViewState(page, '#view-score', ['scored', 'error']), 'scored')
     const shown = await page.$$eval('#score-output .tok', (spans) => spans.map((s) => s.textContent ?? ''))
-    t.equal(shown.join(''), `${text}<eos>`, 'the coloured tokens spell the text, then EOS')
+    t.equal(shown.join(""), `${text}<|endoftext|>`, "the coloured tokens spell the text, then EOS (GPT-2's <|endoftext|>)")
     t.notOk(shown.some((x) => x.includes('\uFFFD')), 'no token shows half a character')
     t.same(problems, [])
     await page.close()
@@ -76,7 +76,7 @@ await browserTests(t, async ({ root, browser }) => {
     stopped = true
     await page.reload()
     const again = await waitForState(page, ['ready', 'error'])
-    t.match(again.status, /^Ready: tk-gpt2 \(LSTM-2000, 50260 tokens\) · WASM, \d+ threads? · from cache$/)
+    t.match(again.status, /^Ready: tk-gpt2 \(LSTM-2000, 50259 tokens\) · WASM, \d+ threads? · from cache$/)
     const prompt = 'If you add 3 to 4 you get 🎉'
     const expected = await generateText(reference.model, reference.tokenizer, prompt, { maxNewTokens: 8, temperature: 0 })
     const got = await generateOnPage(page, prompt, { maxTokens: 8, temperature: 0 })
