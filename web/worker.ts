@@ -245,10 +245,14 @@ async function load(base: string, wanted?: Provider, threads?: number) {
   ])
   const name = decodeURIComponent(baseUrl.pathname.split('/').filter(Boolean).pop() ?? 'model')
   await start(manifest, model.bytes, tok.bytes, { name, cached: manifestCached || model.cached, wanted, threads })
-  // Cache only what loaded: a corrupt download is never kept.
+  // Cache only what loaded: a corrupt download is never kept. In the background: the model is ready, and
+  // writing a large one (GPT-2's vocabulary makes even a small model 13 MB) must not hold back the first
+  // job, which would be refused as busy. Caching is for offline use only: a failure costs nothing online.
   if (cache && !model.cached) {
-    await cache.put(versioned(modelUrl, manifest.sha256), new Response(model.bytes as unknown as BodyInit))
-    await cache.put(versioned(tokenizerUrl, manifest.sha256), new Response(tok.bytes as unknown as BodyInit))
+    void (async () => {
+      await cache.put(versioned(modelUrl, manifest.sha256), new Response(model.bytes as unknown as BodyInit))
+      await cache.put(versioned(tokenizerUrl, manifest.sha256), new Response(tok.bytes as unknown as BodyInit))
+    })().catch(() => {})
   }
 }
 

@@ -9,12 +9,15 @@ import { generateText, promptIds } from '../../src/infer/generate.ts'
 import { tokenTexts } from '../../src/tokenizer/pieces.ts'
 import { TOKENIZER_NAMES } from '../../src/tokenizer/index.ts'
 import { writeExportedModel } from '../server/exported-model.ts'
+import { fineTunedGpt2 } from '../helpers/gpt2-finetuned.ts'
 import { browserTests, generateOnPage, openPage, waitForState, waitForViewState } from './browser.ts'
 
 await browserTests(t, async ({ root, browser }) => {
   const dirs: string[] = []
   for (const kind of TOKENIZER_NAMES) dirs.push((await writeExportedModel(root, `tk-${kind}`, 5, {}, kind)).dir)
-  const server = await startServer({ exps: dirs, port: 0, logger: pino({ level: 'silent' }) })
+  // The course's project at test size: a GPT-2-layout checkpoint fine-tuned with --init-from, exported.
+  const fineTuned = await fineTunedGpt2(`${root}/course`)
+  const server = await startServer({ exps: [...dirs, fineTuned.dir], port: 0, logger: pino({ level: 'silent' }) })
   let stopped = false
   t.teardown(() => (stopped ? undefined : server.close()))
 
@@ -46,6 +49,22 @@ await browserTests(t, async ({ root, browser }) => {
       await page.close()
     })
   }
+
+  await t.test('a model fine-tuned from a GPT-2 checkpoint (--init-from) generates on the page as in onnxruntime-node', async (t) => {
+    const reference = await loadExperimentModel(fineTuned.dir)
+    t.teardown(() => reference.model.release?.())
+    const { page, problems } = await openPage(browser, server.url + `?model=${fineTuned.expName}&ep=wasm`)
+    const ready = await waitForState(page, ['ready', 'error'])
+    t.match(ready.status, new RegExp(`${fineTuned.expName} \\(Transformer, 50259 tokens\\)`), `model loaded: ${ready.status}`)
+    for (const prompt of ['ROMEO:', 'First Citizen: We are']) {
+      const expected = await generateText(reference.model, reference.tokenizer, prompt, { maxNewTokens: 12, temperature: 0 })
+      const got = await generateOnPage(page, prompt, { maxTokens: 12, temperature: 0 })
+      t.equal(got.state, 'done', got.status ?? '')
+      t.equal(got.text, expected.text, `${JSON.stringify(prompt)}: greedy text equals onnxruntime-node's`)
+    }
+    t.same(problems, [], 'no errors in the page or the worker')
+    await page.close()
+  })
 
   await t.test('the score view spells a gpt2 text whose emoji span several tokens', async (t) => {
     const { page, problems } = await openPage(browser, server.url + '?model=tk-gpt2&ep=wasm#score')
