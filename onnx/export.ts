@@ -4,10 +4,9 @@ import { createHash } from 'node:crypto'
 import { mkdirSync, readFileSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { writeFileAtomic } from '../src/io/atomic.ts'
-import { HF_CONFIG, HF_GENERATION_CONFIG, HF_TOKENIZER_CONFIG, LMP_TOKENIZER, lmpFiles, saveHfTokenizer, upgradeLayout } from '../src/exp.ts'
+import { HF_CONFIG, HF_GENERATION_CONFIG, LMP_TOKENIZER, lmpFiles, saveHfTokenizer, upgradeLayout } from '../src/exp.ts'
 import { packageVersion } from '../src/version.ts'
 import { loadTokenizer } from '../src/tokenizer/io.ts'
-import { hfTokenizerConfig } from '../src/tokenizer/hf.ts'
 import { LMP_SPECIAL_IDS, type Tokenizer } from '../src/tokenizer/index.ts'
 import { ATTENTION_MASK, POSITION_IDS, type Manifest } from '../src/infer/types.ts'
 import { manifestDigestInput } from '../src/infer/manifest-check.ts'
@@ -289,16 +288,6 @@ function fusedRecurrentGraph(model: RecurrentLM, weights: Weights, op: 'LSTM' | 
   return root.toGraph(model.config.model)
 }
 
-/** `{ chat_template }` of an existing tokenizer_config.json (one a user added for lmp serve), or nothing. */
-function readChatTemplate(path: string): { chat_template?: unknown } {
-  try {
-    const template = JSON.parse(readFileSync(path, 'utf8'))?.chat_template
-    return template === undefined ? {} : { chat_template: template }
-  } catch {
-    return {}
-  }
-}
-
 const pastName = (layer: number, kv: 'key' | 'value') => `past_key_values.${layer}.${kv}`
 const presentName = (layer: number, kv: 'key' | 'value') => `present.${layer}.${kv}`
 
@@ -408,10 +397,9 @@ export function serialize(model: LanguageModel, weights: Weights, checkpoint?: n
 
 /**
  * Writes exp/NAME/onnx/{model.onnx, lmp_tokenizer.json (a copy of the experiment's), manifest.json} and
- * Hugging Face's files in exp/NAME: tokenizer.json, and for a Transformer config.json,
- * generation_config.json (hfModelConfig, hfGenerationConfig) and tokenizer_config.json (hfTokenizerConfig,
- * model_max_length = the context, padding_side 'left'; a chat_template already there is kept), so that transformers.js opens
- * exp/NAME. Each file atomically. The tokenizer is the experiment's (lmpFiles); a folder of the old layout is
+ * Hugging Face's files in exp/NAME: tokenizer.json and tokenizer_config.json (saveHfTokenizer; for a
+ * Transformer with model_max_length = the context), and for a Transformer config.json and
+ * generation_config.json (hfModelConfig, hfGenerationConfig), so that transformers.js opens exp/NAME. Each file atomically. The tokenizer is the experiment's (lmpFiles); a folder of the old layout is
  * upgraded first (upgradeLayout). Recurrent models get no config.json: transformers.js has no class for them.
  */
 export async function exportToDir(model: LanguageModel, weights: Weights, expDir: string, checkpoint?: number, options: ExportOptions = {}): Promise<{ dir: string; manifest: Manifest }> {
@@ -427,17 +415,13 @@ export async function exportToDir(model: LanguageModel, weights: Weights, expDir
   await writeFileAtomic(join(dir, 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n')
   // An export of the old layout kept lmp's tokenizer here under Hugging Face's name; the manifest no longer names it.
   rmSync(join(dir, 'tokenizer.json'), { force: true })
-  // Again (train-model and train-tknzr wrote it): an upgraded old folder has none yet.
-  await saveHfTokenizer(expDir, tokenizer)
+  // Again (train-model and train-tknzr wrote them): an upgraded old folder has none yet, and the context
+  // is known now.
+  await saveHfTokenizer(expDir, tokenizer, model.kind === 'transformer' ? model.config.maxSeqLen : undefined)
   if (model.kind === 'transformer') {
     const json = (x: unknown) => JSON.stringify(x, null, 2) + '\n'
     await writeFileAtomic(join(expDir, HF_CONFIG), json(hfModelConfig(model.config, manifest.specialTokens)))
     await writeFileAtomic(join(expDir, HF_GENERATION_CONFIG), json(hfGenerationConfig(manifest.specialTokens)))
-    const chatTemplate = readChatTemplate(join(expDir, HF_TOKENIZER_CONFIG))
-    // padding_side 'left': a batch of prompts then ends each row at its last token, where generation goes on
-    // (transformers pads on the right unless told; our graph takes left padding through attention_mask).
-    const tokenizerConfig = { ...hfTokenizerConfig(tokenizer, model.config.maxSeqLen), padding_side: 'left', ...chatTemplate }
-    await writeFileAtomic(join(expDir, HF_TOKENIZER_CONFIG), json(tokenizerConfig))
   }
   return { dir, manifest }
 }

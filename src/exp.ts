@@ -7,7 +7,7 @@ import { join, resolve } from 'node:path'
 import { LmpError } from './errors.ts'
 import { writeError, writeFileAtomic } from './io/atomic.ts'
 import { saveTokenizer } from './tokenizer/io.ts'
-import { hfTokenizerJSON } from './tokenizer/hf.ts'
+import { hfTokenizerConfig, hfTokenizerJSON } from './tokenizer/hf.ts'
 import type { Tokenizer } from './tokenizer/index.ts'
 
 /** Where experiments live: $LMP_EXP_DIR, else ./exp. */
@@ -87,9 +87,19 @@ export async function saveTokenizerFiles(dir: string, tk: Tokenizer): Promise<vo
   await saveHfTokenizer(dir, tk)
 }
 
-/** Writes `dir`/tokenizer.json: `tk` in Hugging Face tokenizers' format (src/tokenizer/hf.ts), atomically. */
-export async function saveHfTokenizer(dir: string, tk: Tokenizer): Promise<void> {
+/**
+ * Writes `dir`/tokenizer.json and tokenizer_config.json: `tk` in Hugging Face's formats (src/tokenizer/hf.ts),
+ * each atomically. Readers need both: without the config, transformers.js loads no tokenizer and
+ * @huggingface/tokenizers reads unknown tokens as null. `modelMaxLength`: the model's context, once known.
+ * padding_side 'left': a batch of prompts then ends each row at its last token, where generation goes on
+ * (transformers pads on the right unless told; our graph takes left padding through attention_mask). A
+ * chat_template already in tokenizer_config.json (one a user added for lmp serve) is kept.
+ */
+export async function saveHfTokenizer(dir: string, tk: Tokenizer, modelMaxLength?: number): Promise<void> {
   await writeFileAtomic(join(dir, HF_TOKENIZER), JSON.stringify(hfTokenizerJSON(tk)) + '\n')
+  const template = readJsonOr(join(dir, HF_TOKENIZER_CONFIG))?.chat_template
+  const config = { ...hfTokenizerConfig(tk, modelMaxLength), padding_side: 'left', ...(template === undefined ? {} : { chat_template: template }) }
+  await writeFileAtomic(join(dir, HF_TOKENIZER_CONFIG), JSON.stringify(config, null, 2) + '\n')
 }
 
 /** Whether `dir` holds a tokenizer (lmp's, under either name). */
@@ -155,9 +165,9 @@ export function resolveCheckpoint(dir: string, ckpt: number): number {
 }
 
 // What a training run and its export write in the folder: lmp's files, and the Hugging Face files that
-// describe the model (the tokenizer's two files aside: `lmp train-tknzr` writes those alone). config.json is
+// describe the model (the tokenizer's three files aside: `lmp train-tknzr` writes those alone). config.json is
 // Hugging Face's, or lmp's run options in an old folder.
-const RUN_FILE = /^ckpt-\d+\.(optim\.)?safetensors$|^metrics\.jsonl$|^(lmp_)?config\.json$|^best\.json$|^onnx$|^(tokenizer|generation)_config\.json$/
+const RUN_FILE = /^ckpt-\d+\.(optim\.)?safetensors$|^metrics\.jsonl$|^(lmp_)?config\.json$|^best\.json$|^onnx$|^generation_config\.json$/
 
 /** The files and folders of a training run in `dir` (none when it does not exist), sorted. */
 export function runFiles(dir: string): string[] {

@@ -89,7 +89,7 @@ t.test('1. a new run never wipes an existing experiment unless --overwrite', asy
   const again = await lmp([...train('again', '--overwrite', '--no-export'), '--total-step', '2'])
   t.equal(again.status, 0, again.stderr)
   t.same(readdirSync(dir).filter((f) => !f.startsWith('.')).sort(),
-    ['ckpt-2.optim.safetensors', 'ckpt-2.safetensors', 'lmp_config.json', 'lmp_tokenizer.json', 'metrics.jsonl', 'notes.txt', 'tokenizer.json'],
+    ['ckpt-2.optim.safetensors', 'ckpt-2.safetensors', 'lmp_config.json', 'lmp_tokenizer.json', 'metrics.jsonl', 'notes.txt', 'tokenizer.json', 'tokenizer_config.json'],
     'the old checkpoints, metrics and export are gone; notes.txt is kept')
   t.equal(metricsLines(dir).length, 2, 'a new log')
 })

@@ -80,11 +80,29 @@ t.test('a recurrent experiment: the tokenizer files, no Hugging Face model files
   const r = await lmp(['train-model', 'GRU', '--exp-name', 'rnn', '--d-emb', '8', '--d-hid', '8', '--batch-size', '4', '--max-seq-len', '16',
     '--total-step', '2', '--ckpt-step', '2', '--warmup-step', '1', '--is-uncased'])
   t.equal(r.status, 0, r.stderr)
-  for (const f of ['lmp_config.json', 'lmp_tokenizer.json', 'tokenizer.json', 'onnx/lmp_tokenizer.json']) t.ok(existsSync(join(root, 'rnn', f)), f)
-  for (const f of ['config.json', 'generation_config.json', 'tokenizer_config.json']) t.notOk(existsSync(join(root, 'rnn', f)), `no ${f}`)
+  for (const f of ['lmp_config.json', 'lmp_tokenizer.json', 'tokenizer.json', 'tokenizer_config.json', 'onnx/lmp_tokenizer.json']) t.ok(existsSync(join(root, 'rnn', f)), f)
+  for (const f of ['config.json', 'generation_config.json']) t.notOk(existsSync(join(root, 'rnn', f)), `no ${f}`)
+  t.match(json('rnn', 'tokenizer_config.json'), { unk_token: '<unk>', bos_token: '<bos>', add_bos_token: true })
+  t.notOk('model_max_length' in json('rnn', 'tokenizer_config.json'), 'no context limit')
   const { metadata } = decodeModel(readFileSync(join(root, 'rnn', 'onnx', 'model.onnx')))
   t.match(metadata, { architecture: 'GRU', tokenizer: 'character', bos_token_id: '0' })
   t.notOk('max_seq_len' in metadata!, 'a recurrent model has no context limit')
+})
+
+t.test('a tokenizer alone (lmp train-tknzr) has both Hugging Face tokenizer files, and a run can use it', async (t) => {
+  // Without tokenizer_config.json, transformers.js loads no tokenizer and @huggingface/tokenizers reads an
+  // unknown word as null instead of <unk> (a new user's report).
+  const r = await lmp(['train-tknzr', 'whitespace', '--exp-name', 'words', '--is-uncased'])
+  t.equal(r.status, 0, r.stderr)
+  for (const f of ['lmp_config.json', 'lmp_tokenizer.json', 'tokenizer.json', 'tokenizer_config.json']) t.ok(existsSync(join(root, 'words', f)), f)
+  t.match(json('words', 'tokenizer_config.json'), { unk_token: '<unk>', pad_token: '<pad>', padding_side: 'left' })
+  const { Tokenizer } = await import('@huggingface/tokenizers')
+  const hf = new Tokenizer(json('words', 'tokenizer.json'), json('words', 'tokenizer_config.json'))
+  const ids = hf.encode('if you add zyzzyva', { add_special_tokens: false }).ids
+  t.equal(ids.at(-1), 3, 'an unknown word is <unk>, as in lmp')
+  const run = await lmp(['train-model', 'GRU', '--exp-name', 'words', '--tknzr-exp-name', 'words', '--d-emb', '8', '--d-hid', '8',
+    '--batch-size', '4', '--max-seq-len', '16', '--total-step', '2', '--ckpt-step', '2', '--warmup-step', '1', '--no-export'])
+  t.equal(run.status, 0, `a run in the tokenizer's own folder: ${run.stderr}`)
 })
 
 /**
