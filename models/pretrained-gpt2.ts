@@ -40,7 +40,8 @@ export interface Gpt2Architecture {
 /** Reads and checks DIR/config.json (GPT2Config) → our architecture options. One-line LmpError on any mismatch. */
 export function readGpt2Config(dir: string): Gpt2Architecture {
   const path = join(dir, 'config.json')
-  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new LmpError(`--init-from ${dir}: no such folder`)
+  if (!existsSync(dir)) throw new LmpError(`--init-from ${dir}: no such folder`)
+  if (!statSync(dir).isDirectory()) throw new LmpError(`--init-from ${dir}: a file, not a folder (give the folder that holds config.json and model.safetensors)`)
   if (!existsSync(path)) throw new LmpError(`--init-from ${dir}: no config.json (a Hugging Face GPT-2 folder holds config.json and model.safetensors)`)
   let c: any
   try {

@@ -104,6 +104,7 @@ t.test('a missing, truncated or mismatched folder: one line, exit 1, no experime
   const misshapen = { ...fixtureWeights(), 'h.0.attn.c_proj.weight': { shape: [64, 32], data: new Float32Array(64 * 32) } }
   const cases: [string, string, RegExp][] = [
     ['missing folder', join(root, 'nowhere'), /no such folder/],
+    ['a file, not the folder', join(variant('file', () => {}), 'config.json'), /a file, not a folder/],
     ['missing config.json', variant('no-config', (d) => rmSync(join(d, 'config.json'))), /no config\.json/],
     ['missing model.safetensors', variant('no-weights', (d) => rmSync(join(d, 'model.safetensors'))), /no model\.safetensors/],
     ['truncated model.safetensors', variant('truncated', (d) => truncateSync(join(d, 'model.safetensors'), statSync(join(d, 'model.safetensors')).size - 1000)), /model\.safetensors.*truncated/],
