@@ -194,7 +194,9 @@ async function resumeLocked(dir: string, config: any, o: Record<string, any>) {
   const validSamples = config.train.evalStep > 0 ? await loadSplit(task, data.dsetName, data.evalVer ?? 'valid', dataPath) : undefined
   const { resumableSteps } = await import('../../models/train.ts')
   const steps = resumableSteps(dir)
-  if (steps.length === 0) throw new LmpError(`nothing to resume in ${dir}: no checkpoint with its optimizer state`)
+  if (steps.length === 0) {
+    throw new LmpError(`nothing to resume in ${dir}: the run stopped before its first checkpoint (--ckpt-step ${config.train.ckptStep}); start it again with --overwrite`)
+  }
   const last = steps[steps.length - 1]
   if (last >= config.train.totalStep) throw new LmpError(`${dir} is already trained to step ${last} (total_step ${config.train.totalStep}); nothing to resume`)
   const { initBackend, describeBackend } = await import('../../models/backend.ts')
@@ -213,6 +215,7 @@ async function runTraining(r: {
   removeTempFiles(dir)
   removeTempFiles(join(dir, 'onnx'))
   const result = await train({ dir, modelConfig: r.modelConfig, trainConfig: r.trainConfig, tokenizer, samples: r.samples, validSamples: r.validSamples, resume: r.resume, init: r.init })
+    .catch(async (e) => { throw backend.startsWith('wasm') && WASM_OUT_OF_MEMORY.test(String(e?.message)) ? await wasmOutOfMemory(r.name, dir) : e })
   const from = result.startStep > 0 ? ` (from step ${result.startStep})` : ''
   console.log(`trained ${result.steps} steps${from}: loss ${result.finalLoss.toFixed(4)}, ${Math.round(result.tokensPerSec)} tokens/s (${backend})`)
   if (result.best) console.log(`best checkpoint: ${result.best.step}, valid ppl ${result.best.valPpl.toFixed(4)} (best.json)`)
@@ -225,6 +228,17 @@ async function runTraining(r: {
     console.log(`exported ONNX to ${onnxDir}`)
   }
   return { dir, result, tokenizer, backend }
+}
+
+// How TF.js's wasm backend fails when its heap (32-bit: 4 GB at most) is full: an Emscripten abort, or a
+// kernel that writes past the memory it could not grow.
+const WASM_OUT_OF_MEMORY = /memory access out of bounds|Aborted\(|out of memory|Cannot enlarge memory|WebAssembly\.Memory/i
+
+async function wasmOutOfMemory(name: string, dir: string): Promise<LmpError> {
+  const { resumableSteps } = await import('../../models/train.ts')
+  const saved = resumableSteps(dir)
+  const next = saved.length ? `--resume continues from checkpoint ${saved[saved.length - 1]} (with --backend webgpu, say)` : 'start again with --overwrite'
+  return new LmpError(`the TF.js wasm backend ran out of memory (its heap holds 4 GB at most, and training needs the weights, their gradients and AdamW's two moments, 4× the parameters, plus the activations): use a smaller model, --batch-size or --max-seq-len, or --backend webgpu; ${next} (experiment '${name}')`)
 }
 
 export function toWeights(model: { params(): Record<string, { shape: number[] }> }, data: Record<string, Float32Array>) {

@@ -11,7 +11,7 @@ import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, wri
 import { hostname } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { isOneLineError, type CliResult } from '../helpers/cli.ts'
+import { isOneLineError, lmp as cli, type CliResult } from '../helpers/cli.ts'
 import { diskFull } from '../helpers/disk-full.ts'
 
 const root = t.testdir({})
@@ -273,4 +273,16 @@ t.test('6. a manifest that does not describe its graph is refused at load', asyn
     t.ok(isOneLineError(r), `serve: ${r.stderr.trim()}`)
     t.match(r.stderr, message, 'serve')
   }
+})
+
+t.test('7. a model too large for the wasm heap: one line that says so and what to do; --resume says how to start again', async (t) => {
+  // 16 layers of d_model 1,536 over GPT-2's vocabulary: ~500M parameters, past the 4 GB heap with AdamW.
+  const huge = ['train-model', 'Transformer', '--exp-name', 'huge', '--tknzr', 'gpt2', '--d-model', '1536', '--n-head', '12', '--n-lyr', '16',
+    '--d-ff', '6144', '--batch-size', '2', '--max-seq-len', '16', '--total-step', '2', '--backend', 'wasm']
+  const r = cli(huge, env)
+  t.ok(endsWithOneError(r), r.stderr.trim())
+  t.match(r.stderr, /lmp: error: the TF\.js wasm backend ran out of memory .*use a smaller model, --batch-size or --max-seq-len, or --backend webgpu; start again with --overwrite/)
+  const again = await lmp(['train-model', 'Transformer', '--exp-name', 'huge', '--resume'])
+  t.ok(isOneLineError(again), again.stderr.trim())
+  t.match(again.stderr, /the run stopped before its first checkpoint \(--ckpt-step 1000\); start it again with --overwrite/)
 })
