@@ -110,7 +110,7 @@ function existingTokenizerDir(name: string): string {
 export async function trainModel(modelName: string, o: Record<string, any>, given: ReadonlySet<string> = new Set()) {
   if (o.resume && o.overwrite) throw new LmpError('--resume continues an experiment and --overwrite deletes it: give one of them')
   if (o.resume && o.initFrom) throw new LmpError('--resume continues from the experiment\'s own checkpoints: drop --init-from')
-  if (o.resume) return resumeModel(modelName, o)
+  if (o.resume) return resumeModel(modelName, o, given)
   o = withDerivedDefaults(o)
   const pretrained = o.initFrom ? await prepareInitFrom(modelName, o, given) : null
   if (pretrained) o = pretrained.options
@@ -146,6 +146,7 @@ export async function trainModel(modelName: string, o: Record<string, any>, give
     data: { dsetName: o.dsetName, ver: o.ver ?? null, dataPath: o.dataPath ? resolve(o.dataPath) : null, evalVer: o.evalVer },
     tokenizer: o.tknzrExpName ? { fromExperiment: o.tknzrExpName } : { name: o.tknzr, isUncased: o.isUncased, maxVocab: o.maxVocab, minCount: o.minCount },
     backend,
+    export: o.export, // what --resume does at the end unless told (--export / --no-export)
     ...(pretrained ? { initFrom: pretrained.dir } : {}),
   }
   return withFolderLock(dir, 'lmp train-model', async () => {
@@ -169,7 +170,7 @@ export async function trainModel(modelName: string, o: Record<string, any>, give
 }
 
 /** `--resume`: everything but the backend and --data-path comes from the experiment's lmp_config.json. */
-async function resumeModel(modelName: string, o: Record<string, any>) {
+async function resumeModel(modelName: string, o: Record<string, any>, given: ReadonlySet<string>) {
   const dir = existingExpDir(o.expName)
   const configPath = lmpFiles(dir).config
   const config = readJson(configPath, 'experiment config')
@@ -181,7 +182,9 @@ async function resumeModel(modelName: string, o: Record<string, any>) {
     throw new LmpError(`experiment '${o.expName}' trains ${config.model.model}, not ${modelName}`)
   }
   // Held from here on: a second writer must not even read a checkpoint this run is about to replace.
-  return withFolderLock(dir, 'lmp train-model --resume', () => resumeLocked(dir, config, o))
+  // --export / --no-export given now wins; else the first run's choice (runs before 0.2 saved none: export).
+  const exportModel = given.has('export') ? o.export : config.export ?? true
+  return withFolderLock(dir, 'lmp train-model --resume', () => resumeLocked(dir, config, { ...o, export: exportModel }))
 }
 
 async function resumeLocked(dir: string, config: any, o: Record<string, any>) {

@@ -7,7 +7,7 @@
 import t from 'tap'
 import { lmpInProcess } from '../helpers/cli-in-process.ts'
 import { spawn, spawnSync } from 'node:child_process'
-import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { hostname } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -285,4 +285,20 @@ t.test('7. a model too large for the wasm heap: one line that says so and what t
   const again = await lmp(['train-model', 'Transformer', '--exp-name', 'huge', '--resume'])
   t.ok(isOneLineError(again), again.stderr.trim())
   t.match(again.stderr, /the run stopped before its first checkpoint \(--ckpt-step 1000\); start it again with --overwrite/)
+})
+
+t.test('--resume exports at the end as the first run chose (--no-export), unless told otherwise', async (t) => {
+  const first = await lmp(train('quiet', '--no-export', '--ckpt-step', '3'))
+  t.equal(first.status, 0, first.stderr)
+  const dir = join(root, 'quiet')
+  const dropLast = () => { for (const f of ['ckpt-6.safetensors', 'ckpt-6.optim.safetensors']) rmSync(join(dir, f)) }
+  dropLast()
+  const resumed = await lmp(['train-model', 'LSTM-2000', '--exp-name', 'quiet', '--resume'])
+  t.equal(resumed.status, 0, resumed.stderr)
+  t.ok(existsSync(join(dir, 'ckpt-6.safetensors')), 'trained to the end')
+  t.notOk(existsSync(join(dir, 'onnx')), 'not exported: the first run said --no-export')
+  dropLast()
+  const exported = await lmp(['train-model', 'LSTM-2000', '--exp-name', 'quiet', '--resume', '--export'])
+  t.equal(exported.status, 0, exported.stderr)
+  t.ok(existsSync(join(dir, 'onnx', 'model.onnx')), '--export given now wins')
 })
