@@ -7,13 +7,16 @@
 //   ONNX LSTM op export, the Scan export beside it), and the
 //   Transformer (2 layers, d_model 128, context 256) with its key/value cache (target ≤ 0.5 ms) beside the
 //   same model re-encoding its context for every token (no cache).
+// Each training measurement runs in a process of its own (the wasm backend's thread count is fixed when it
+// starts), the variants in alternating rounds.
 // `npm run bench -- models`; LMP_BENCH_STEPS sets the measured training steps (default 12), LMP_BENCH_ROUNDS
 // the Transformer's alternating rounds (default 3).
+import { spawnSync } from 'node:child_process'
 import { existsSync, mkdtempSync } from 'node:fs'
 import { loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import * as ort from 'onnxruntime-node'
-import { initBackend } from '../models/backend.ts'
+import { defaultWasmThreads, initBackend, wasmThreads } from '../models/backend.ts'
 import { train } from '../models/train.ts'
 import { useFusedLstmCell } from '../models/lstm-cell.ts'
 import { useSharedIdentity } from '../models/tf-ops.ts'
@@ -27,7 +30,10 @@ import { loadDataset } from '../src/data/index.ts'
 import { createTokenizer } from '../src/tokenizer/index.ts'
 import { median, report } from './util.ts'
 
-const backend = await initBackend()
+// A training measurement, when this process is one (LMP_BENCH_TRAIN: the variant as JSON, see trainSpeed).
+type TrainVariant = { model: 'LSTM' | 'GPT'; threads: number; perToken?: boolean; fused?: boolean; sharedIdentity?: boolean }
+const child: TrainVariant | undefined = process.env.LMP_BENCH_TRAIN ? JSON.parse(process.env.LMP_BENCH_TRAIN) : undefined
+const backend = await initBackend('auto', child ? { numThreads: child.threads } : {})
 const shakespeare = new URL('../../shared/data/tinyshakespeare/input.txt', import.meta.url).pathname
 const dset = existsSync(shakespeare) ? 'tiny-shakespeare' : 'demo'
 const samples = await loadDataset(dset, 'train', dset === 'tiny-shakespeare' ? { dataPath: shakespeare } : {})
@@ -59,8 +65,8 @@ async function trainSteps(modelConfig: ModelConfig) {
     stride: 64, totalStep: warmup + measured, warmupStep: 1, ckptStep: 10_000, logStep: 10_000, seed: 1,
   }
   const stepMs: number[] = []
-  // Training is single-threaded on wasm, so this process's CPU time per step is what the step costs on
-  // an otherwise idle machine; wall time is reported beside it (other processes inflate it).
+  // This process's CPU time per step, all threads together: what the step costs on an otherwise idle
+  // machine; wall time is reported beside it (other processes inflate it, threads shorten it).
   const cpuMs: number[] = []
   let cpu = process.cpuUsage()
   await train({
@@ -77,29 +83,44 @@ async function trainSteps(modelConfig: ModelConfig) {
   return { stepMs, cpuMs }
 }
 
+if (child) {
+  usePerTokenProjection(child.perToken ?? true)
+  useFusedLstmCell(child.fused ?? true)
+  useSharedIdentity(child.sharedIdentity ?? true)
+  console.log(JSON.stringify({ threads: wasmThreads(), ...(await trainSteps(child.model === 'GPT' ? GPT : LSTM)) }))
+  process.exit(0)
+}
+
 /**
- * Training speed of each variant (a setup function run before its steps), in alternating rounds so that
- * load from other processes falls on all alike; medians over every measured step of a variant.
+ * Training speed of each variant, each measured in a new process (this file with LMP_BENCH_TRAIN set), in
+ * alternating rounds so that load from other processes falls on all alike; medians over every measured step
+ * of a variant. The first variant is what runs by default: it gets issue 4's target, and its speed-up over
+ * the variant named `before` is reported.
  */
-async function trainSpeed(name: string, modelConfig: ModelConfig, minTokensPerSec: number, variants: Record<string, () => void> = { '': () => {} }, rounds = 1) {
-  const steps = Object.keys(variants).map(() => ({ stepMs: [] as number[], cpuMs: [] as number[] }))
+async function trainSpeed(name: string, minTokensPerSec: number, variants: Record<string, TrainVariant>, rounds = 1) {
+  const steps = Object.keys(variants).map(() => ({ stepMs: [] as number[], cpuMs: [] as number[], threads: 0 }))
   for (let round = 0; round < rounds; round++) {
-    for (const [k, setup] of Object.values(variants).entries()) {
-      setup()
-      const { stepMs, cpuMs } = await trainSteps(modelConfig)
+    for (const [k, variant] of Object.values(variants).entries()) {
+      const r = spawnSync(process.execPath, ['--import', 'tsx', new URL(import.meta.url).pathname], {
+        env: { ...process.env, LMP_BENCH_TRAIN: JSON.stringify(variant) }, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'],
+      })
+      if (r.status !== 0) throw new Error(`training measurement ${JSON.stringify(variant)} failed (exit ${r.status})`)
+      const { stepMs, cpuMs, threads } = JSON.parse(r.stdout.trim().split('\n').at(-1)!)
       steps[k].stepMs.push(...stepMs)
       steps[k].cpuMs.push(...cpuMs)
+      steps[k].threads = threads
     }
   }
   const tokensPerStep = 32 * 64
+  const tokensPerSec = steps.map(({ stepMs }) => Math.round(tokensPerStep / (median(stepMs) / 1000)))
+  const before = Object.keys(variants).findIndex((v) => v.includes('(before'))
   Object.keys(variants).forEach((variant, k) => {
-    const { stepMs, cpuMs } = steps[k]
-    const tokensPerSec = Math.round(tokensPerStep / (median(stepMs) / 1000))
-    // The target is the first variant's (what runs by default); the others are shown beside it.
-    report('train', { model: name, ...(variant ? { variant } : {}), backend, dataset: dset, vocab: vocabSize, batch: 32, seq: 64,
-      steps: stepMs.length, msPerStepMedian: +median(stepMs).toFixed(1), tokensPerSec,
+    const { stepMs, cpuMs, threads } = steps[k]
+    report('train', { model: name, variant, backend, threads, dataset: dset, vocab: vocabSize, batch: 32, seq: 64,
+      steps: stepMs.length, msPerStepMedian: +median(stepMs).toFixed(1), tokensPerSec: tokensPerSec[k],
       cpuMsPerStepMedian: +median(cpuMs).toFixed(1), tokensPerCpuSec: Math.round(tokensPerStep / (median(cpuMs) / 1000)),
-      loadAverage: +loadavg()[0].toFixed(2), ...(k === 0 ? target(`${name} training tokens/s`, tokensPerSec, minTokensPerSec, false) : {}) })
+      ...(before >= 0 ? { speedupOverBefore: +(tokensPerSec[k] / tokensPerSec[before]).toFixed(2) } : {}),
+      loadAverage: +loadavg()[0].toFixed(2), ...(k === 0 ? target(`${name} training tokens/s`, tokensPerSec[k], minTokensPerSec, false) : {}) })
   })
 }
 
@@ -177,26 +198,24 @@ const GEN_CONTEXT = 256
   for (const model of models) await model.release?.()
 }
 
-// Before and after the two fast paths of the recurrent models: layer 0 projected once per vocabulary entry
+// Before and after the recurrent models' fast paths: layer 0 projected once per vocabulary entry
 // (models/lm.ts; what runs without dropout on the embedding path, as here) and the fused wasm LSTM cell
-// (models/lstm-cell.ts). 'per position' is what a run with p_emb or p_hid > 0 gets.
-const paths = (perToken: boolean, fused: boolean) => () => {
-  usePerTokenProjection(perToken)
-  useFusedLstmCell(fused)
-}
-await trainSpeed('LSTM-2000 (emb 64, 256 units)', LSTM, 5000, {
-  'per-token projection, fused cell': paths(true, true),
-  'per position, fused cell': paths(false, true),
-  'per position, elementary ops (before)': paths(false, false),
+// (models/lstm-cell.ts), and wasm's kernels on every core (models/backend.ts; 'per position' is what a run
+// with p_emb or p_hid > 0 gets).
+const cores = defaultWasmThreads()
+const threadsName = (n: number) => `${n} thread${n > 1 ? 's' : ''}`
+await trainSpeed('LSTM-2000 (emb 64, 256 units)', 5000, {
+  [`${threadsName(cores)}, per-token projection, fused cell`]: { model: 'LSTM', threads: cores },
+  '1 thread, per-token projection, fused cell': { model: 'LSTM', threads: 1 },
+  '1 thread, per position, elementary ops (before)': { model: 'LSTM', threads: 1, perToken: false, fused: false },
 }, 2)
-paths(true, true)()
-// Before and after wasm's Identity and same-dtype Cast sharing data instead of copying (models/tf-ops.ts:
-// the engine clones every tensor it saves for a gradient), in alternating rounds.
-await trainSpeed('Transformer (2 pre-LN blocks, d 128, 4 heads, FF 512, context 64)', GPT, 3500, {
-  'shared Identity': () => useSharedIdentity(true),
-  'copying Identity (before)': () => useSharedIdentity(false),
+// Before and after issue 15: wasm's kernels on every core, and wasm's Identity and same-dtype Cast sharing
+// data instead of copying (models/tf-ops.ts: the engine clones every tensor it saves for a gradient).
+await trainSpeed('Transformer (2 pre-LN blocks, d 128, 4 heads, FF 512, context 64)', 3500, {
+  [`${threadsName(cores)}, shared Identity`]: { model: 'GPT', threads: cores },
+  '1 thread, shared Identity': { model: 'GPT', threads: 1 },
+  '1 thread, copying Identity (before)': { model: 'GPT', threads: 1, sharedIdentity: false },
 }, Number(process.env.LMP_BENCH_ROUNDS ?? 3))
-useSharedIdentity(true)
 
 if (missed.length) {
   for (const m of missed) console.error(`models bench: missed ${m}`)

@@ -13,7 +13,7 @@ const small = ['--exp-name', 'e2e', '--total-step', '20', '--ckpt-step', '10', '
 t.test('train-model writes checkpoints, config, tokenizer, metrics and the ONNX export', async (t) => {
   const r = lmp(['train-model', 'LSTM-2000', ...small], env)
   t.equal(r.status, 0, r.stderr)
-  t.match(r.stderr, /backend 'wasm'/, 'the chosen backend is printed')
+  t.match(r.stderr, /backend 'wasm \(\d+ threads?\)'/, 'the chosen backend is printed')
   t.match(r.stdout, /trained 20 steps: loss [\d.]+, \d+ tokens\/s \(wasm\)/)
   const dir = join(root, 'e2e')
   for (const f of ['lmp_config.json', 'lmp_tokenizer.json', 'ckpt-10.safetensors', 'ckpt-20.safetensors', 'ckpt-20.optim.safetensors',
