@@ -18,7 +18,8 @@ import { loadDataset } from '../src/data/index.ts'
 import { createTokenizer } from '../src/tokenizer/index.ts'
 import { report } from './util.ts'
 
-const backend = await initBackend()
+// One thread: per-kernel CPU time is the kernel's own cost (a threaded pool's idle threads spin between kernels).
+const backend = await initBackend('auto', { numThreads: 1 })
 const shakespeare = new URL('../../shared/data/tinyshakespeare/input.txt', import.meta.url).pathname
 const dset = existsSync(shakespeare) ? 'tiny-shakespeare' : 'demo'
 const samples = await loadDataset(dset, 'train', dset === 'tiny-shakespeare' ? { dataPath: shakespeare } : {})

@@ -111,7 +111,8 @@ export async function initBackend(choice: BackendChoice = 'auto', { numThreads =
   const order: string[] = choice === 'auto' ? ['tensorflow', 'webgpu', 'wasm', 'cpu'] : [choice]
   for (const name of order) {
     const ok = name === 'tensorflow' ? await tryNative() : name === 'webgpu' ? await tryWebGpu(choice)
-      : name === 'wasm' ? await startWasm(numThreads)
+      // Should the threaded build not start here, the single-threaded one still trains.
+      : name === 'wasm' ? (await startWasm(numThreads)) || (numThreads > 1 && (await startWasm(1)))
       : (await tf.setBackend(name).catch(() => false)) && tf.getBackend() === name
     if (ok) {
       await tf.ready()
