@@ -96,6 +96,14 @@ async function startWasm(numThreads: number): Promise<boolean> {
   }
 }
 
+/** Should the threaded build not start here, the single-threaded one still trains (and says so). */
+async function startWasmOrOneThread(numThreads: number): Promise<boolean> {
+  if (await startWasm(numThreads)) return true
+  if (numThreads === 1 || !(await startWasm(1))) return false
+  process.stderr.write(`lmp: warning: the wasm backend did not start on ${numThreads} threads; training on one\n`)
+  return true
+}
+
 /** The number of threads the wasm backend runs its kernels on (1 when it is not started, or not wasm). */
 export function wasmThreads(): number {
   return chosen === 'wasm' ? getThreadsCount() : 1
@@ -111,8 +119,7 @@ export async function initBackend(choice: BackendChoice = 'auto', { numThreads =
   const order: string[] = choice === 'auto' ? ['tensorflow', 'webgpu', 'wasm', 'cpu'] : [choice]
   for (const name of order) {
     const ok = name === 'tensorflow' ? await tryNative() : name === 'webgpu' ? await tryWebGpu(choice)
-      // Should the threaded build not start here, the single-threaded one still trains.
-      : name === 'wasm' ? (await startWasm(numThreads)) || (numThreads > 1 && (await startWasm(1)))
+      : name === 'wasm' ? await startWasmOrOneThread(numThreads)
       : (await tf.setBackend(name).catch(() => false)) && tf.getBackend() === name
     if (ok) {
       await tf.ready()
