@@ -50,7 +50,7 @@ export const TRAIN_OPTIONS: Record<string, OptionSpec> = {
   resume: { type: 'boolean', default: false, help: "continue exp/NAME from its last checkpoint, with the options of its lmp_config.json (the same losses as a run never stopped)" },
   overwrite: { type: 'boolean', default: false, help: 'delete the run already in exp/NAME (checkpoints, metrics, config, best.json, onnx/) and start over; without it an existing experiment is refused' },
   backend: { type: 'string', default: 'auto', choices: ['auto', 'tensorflow', 'webgpu', 'wasm', 'cpu'], help: 'TF.js backend (auto: tensorflow, then webgpu on a real GPU, then wasm, then cpu)' },
-  threads: { type: 'int', min: 1, max: 8, help: 'threads of the wasm backend (default: one per CPU core, at most 8); any number trains the same weights' },
+  threads: { type: 'int', min: 1, max: 8, help: 'threads of the wasm backend (default: one per CPU core, at most 8; 1 on a machine busy with other work); any number trains the same weights' },
   export: { type: 'boolean', default: true, help: 'export the final model to exp/NAME/onnx (--no-export to skip)' },
 }
 
@@ -138,9 +138,7 @@ export async function trainModel(modelName: string, o: Record<string, any>, give
   if (o.tbptt && model.kind !== 'recurrent') throw new LmpError(`--tbptt is for recurrent models, not ${modelName}`)
   const init = pretrained ? await pretrained.weights(tokenizer) : undefined
 
-  if (o.threads !== undefined && !['auto', 'wasm'].includes(o.backend)) throw new LmpError(`--threads is for the wasm backend, not --backend ${o.backend}`)
-  const { initBackend, describeBackend } = await import('../../models/backend.ts')
-  const backend = await initBackend(o.backend, { numThreads: o.threads })
+  const { backend, describeBackend } = await startBackend(o)
   const config = {
     model: modelConfig,
     train: trainConfig,
@@ -169,6 +167,13 @@ export async function trainModel(modelName: string, o: Record<string, any>, give
     console.error(`training ${modelName} on ${o.dsetName} (${what}, vocabulary ${tokenizer.vocabSize}) with TF.js backend '${describeBackend(backend)}' → ${dir}`)
     return runTraining({ dir, name: o.expName, modelConfig, trainConfig, tokenizer, samples, validSamples, backend, exportModel: o.export, resume: false, init })
   })
+}
+
+/** The TF.js backend of --backend, on --threads for wasm (refused with any other backend named). */
+async function startBackend(o: Record<string, any>) {
+  if (o.threads !== undefined && !['auto', 'wasm'].includes(o.backend)) throw new LmpError(`--threads is for the wasm backend, not --backend ${o.backend}`)
+  const { initBackend, describeBackend } = await import('../../models/backend.ts')
+  return { backend: await initBackend(o.backend, { numThreads: o.threads }), describeBackend }
 }
 
 /** `--resume`: everything but the backend and --data-path comes from the experiment's lmp_config.json. */
@@ -204,8 +209,7 @@ async function resumeLocked(dir: string, config: any, o: Record<string, any>) {
   }
   const last = steps[steps.length - 1]
   if (last >= config.train.totalStep) throw new LmpError(`${dir} is already trained to step ${last} (total_step ${config.train.totalStep}); nothing to resume`)
-  const { initBackend, describeBackend } = await import('../../models/backend.ts')
-  const backend = await initBackend(o.backend, { numThreads: o.threads })
+  const { backend, describeBackend } = await startBackend(o)
   console.error(`resuming ${config.model.model} from step ${last} of ${config.train.totalStep} with TF.js backend '${describeBackend(backend)}' → ${dir}`)
   return runTraining({ dir, name: o.expName, modelConfig: config.model, trainConfig: config.train, tokenizer, samples, validSamples, backend, exportModel: o.export, resume: true })
 }

@@ -41,4 +41,8 @@ t.test('bad --threads: one line, exit 1', async (t) => {
     t.ok(isOneLineError(r), r.stderr)
     t.match(r.stderr, message)
   }
+  // --resume takes the backend from the command line too: the same check.
+  const r = lmp(['train-model', 'Transformer', '--exp-name', 'Transformer-1', '--resume', '--threads', '2', '--backend', 'cpu'], env)
+  t.ok(isOneLineError(r), r.stderr)
+  t.match(r.stderr, /--threads is for the wasm backend, not --backend cpu/)
 })
