@@ -111,6 +111,7 @@ function existingTokenizerDir(name: string): string {
 export async function trainModel(modelName: string, o: Record<string, any>, given: ReadonlySet<string> = new Set()) {
   if (o.resume && o.overwrite) throw new LmpError('--resume continues an experiment and --overwrite deletes it: give one of them')
   if (o.resume && o.initFrom) throw new LmpError('--resume continues from the experiment\'s own checkpoints: drop --init-from')
+  if (o.threads !== undefined && !['auto', 'wasm'].includes(o.backend)) throw new LmpError(`--threads is for the wasm backend, not --backend ${o.backend}`)
   if (o.resume) return resumeModel(modelName, o, given)
   o = withDerivedDefaults(o)
   const pretrained = o.initFrom ? await prepareInitFrom(modelName, o, given) : null
@@ -169,9 +170,8 @@ export async function trainModel(modelName: string, o: Record<string, any>, give
   })
 }
 
-/** The TF.js backend of --backend, on --threads for wasm (refused with any other backend named). */
+/** The TF.js backend of --backend, on --threads for wasm. */
 async function startBackend(o: Record<string, any>) {
-  if (o.threads !== undefined && !['auto', 'wasm'].includes(o.backend)) throw new LmpError(`--threads is for the wasm backend, not --backend ${o.backend}`)
   const { initBackend, describeBackend } = await import('../../models/backend.ts')
   return { backend: await initBackend(o.backend, { numThreads: o.threads }), describeBackend }
 }
