@@ -47,7 +47,7 @@ export const TRAIN_OPTIONS: Record<string, OptionSpec> = {
   'eval-ver': { type: 'string', default: 'valid', help: 'dataset version (split) that --eval-step scores' },
   'eval-iters': { type: 'int', default: 200, min: 1, help: "--task nanogpt: batches of random windows in the validation estimate (nanoGPT's eval_iters)" },
   seed: { type: 'int', default: 42, help: 'random seed (init, data order, dropout)' },
-  resume: { type: 'boolean', default: false, help: "continue exp/NAME from its last checkpoint, with the options of its lmp_config.json (the same losses as a run never stopped)" },
+  resume: { type: 'boolean', default: false, help: "continue exp/NAME from its last checkpoint, with the options of its lmp_config.json (the same losses as a run never stopped); options given again must keep their saved values, only --backend, --threads, --data-path and --export/--no-export may change" },
   overwrite: { type: 'boolean', default: false, help: 'delete the run already in exp/NAME (checkpoints, metrics, config, best.json, onnx/) and start over; without it an existing experiment is refused' },
   backend: { type: 'string', default: 'auto', choices: ['auto', 'tensorflow', 'webgpu', 'wasm', 'cpu'], help: 'TF.js backend (auto: tensorflow, then webgpu on a real GPU, then wasm, then cpu)' },
   threads: { type: 'int', min: 1, max: 8, help: 'threads of the wasm backend (default: one per CPU core, at most 8; 1 on a machine busy with other work); any number trains the same weights' },
@@ -187,6 +187,14 @@ async function resumeModel(modelName: string, o: Record<string, any>, given: Rea
   const trained = createModel(config.model).config.model
   if (createModel({ ...config.model, model: modelName }).config.model !== trained) {
     throw new LmpError(`experiment '${o.expName}' trains ${config.model.model}, not ${modelName}`)
+  }
+  // An option given again must keep its saved value: any other would be ignored (the run continues as saved;
+  // a longer --total-step, say, would also reshape the learning-rate schedule already half followed).
+  const saved: Record<string, unknown> = { ...config.data, ...config.tokenizer, ...config.model, ...config.train }
+  const changed = [...given].filter((k) => k in saved && !['dataPath', 'model', 'name'].includes(k) && o[k] !== saved[k])
+  if (changed.length) {
+    const kebab = (k: string) => k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)
+    throw new LmpError(`--resume continues with the options saved in ${configPath}, and ${changed.map((k) => `--${kebab(k)} ${o[k]} is not the saved ${saved[k]}`).join(', ')}: drop ${changed.length > 1 ? 'them' : 'it'}, or train a new experiment`)
   }
   // Held from here on: a second writer must not even read a checkpoint this run is about to replace.
   // --export / --no-export given now wins; else the first run's choice (runs before 0.2 saved none: export).

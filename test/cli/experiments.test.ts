@@ -83,6 +83,15 @@ t.test('1. a new run never wipes an existing experiment unless --overwrite', asy
   const both = await lmp([...train('base'), '--resume', '--overwrite'])
   t.ok(isOneLineError(both) && /give one of them/.test(both.stderr), both.stderr.trim())
 
+  // --resume with an option changed would ignore it: refused, naming each one; the same values are fine.
+  const longer = await lmp([...train('base', '--lr', '0.5'), '--total-step', '12', '--resume'])
+  t.ok(isOneLineError(longer), longer.stderr)
+  t.match(longer.stderr, /--resume continues with the options saved in .*lmp_config\.json, and .*: drop them/)
+  t.match(longer.stderr, /--lr 0\.5 is not the saved 0\.001/)
+  t.match(longer.stderr, /--total-step 12 is not the saved 6/)
+  const same = await lmp([...train('base'), '--resume'])
+  t.ok(isOneLineError(same) && /already trained to step 6/.test(same.stderr), same.stderr.trim())
+
   // --overwrite deletes the old run (not other files) and trains anew.
   const dir = copyExp('base', 'again')
   writeFileSync(join(dir, 'notes.txt'), 'mine')
