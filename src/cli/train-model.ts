@@ -176,7 +176,7 @@ async function startBackend(o: Record<string, any>) {
   return { backend: await initBackend(o.backend, { numThreads: o.threads }), describeBackend }
 }
 
-/** `--resume`: everything but the backend and --data-path comes from the experiment's lmp_config.json. */
+/** `--resume`: everything but --backend, --threads, --data-path and --export comes from the experiment's lmp_config.json. */
 async function resumeModel(modelName: string, o: Record<string, any>, given: ReadonlySet<string>) {
   const dir = existingExpDir(o.expName)
   const configPath = lmpFiles(dir).config
@@ -194,7 +194,7 @@ async function resumeModel(modelName: string, o: Record<string, any>, given: Rea
   const changed = [...given].filter((k) => k in saved && !['dataPath', 'model', 'name'].includes(k) && o[k] !== saved[k])
   if (changed.length) {
     const kebab = (k: string) => k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)
-    throw new LmpError(`--resume continues with the options saved in ${configPath}, and ${changed.map((k) => `--${kebab(k)} ${o[k]} is not the saved ${saved[k]}`).join(', ')}: drop ${changed.length > 1 ? 'them' : 'it'}, or train a new experiment`)
+    throw new LmpError(`--resume continues with the options saved in ${configPath}, and ${changed.map((k) => `--${kebab(k)} ${o[k]} is not the saved ${saved[k] ?? '(none)'}`).join(', ')}: drop ${changed.length > 1 ? 'them' : 'it'}, or train a new experiment`)
   }
   // Held from here on: a second writer must not even read a checkpoint this run is about to replace.
   // --export / --no-export given now wins; else the first run's choice (runs before 0.2 saved none: export).
