@@ -9,9 +9,16 @@ export interface Ops<T> {
   constant(values: number[], shape: number[]): T
   /**
    * a [..., m, k] × b [k, n] (b 2-D), or a batched product a [..., m, k] × b [..., k, n] (same rank, same
-   * leading dims). Never a transposed operand (see models/backend.ts): transpose explicitly first.
+   * leading dims). Never a transposed operand (see models/backend.ts): transpose explicitly first, or use
+   * matMulT.
    */
   matMul(a: T, b: T): T
+  /**
+   * a [..., m, k] × b [..., n, k]ᵀ → [..., m, n], batched over the leading dims of a and b (both of rank
+   * `rank`): attention's q·kᵀ. TF.js on wasm reads b in place (models/wasm-kernels.ts); ONNX gets
+   * Transpose then MatMul.
+   */
+  matMulT(a: T, b: T, rank: number): T
   add(a: T, b: T): T
   sub(a: T, b: T): T
   mul(a: T, b: T): T

@@ -3,66 +3,10 @@ import * as tf from '@tensorflow/tfjs-core'
 import type { Ops } from './ops.ts'
 import './backend.ts' // registers the gradients and backends
 import { fusedLstmCell, fusedLstmCellAvailable } from './lstm-cell.ts'
+import { batchedMatMul, fusedGelu, fusedLayerNorm, wasmKernelsAvailable } from './wasm-kernels.ts'
 
-// The wasm BatchMatMul kernel runs XNNPACK only when the batch is 1; a batched product (attention's
-// [B, H, S, dh] × [B, H, dh, T]) takes a naive loop at ~2 GFLOP/s, against 20–30 for XNNPACK. So batched
-// products on wasm go through `LmpBatchedMatMul`: one plain XNNPACK product per batch entry (3–5× faster),
-// with its own gradient (explicit transposes, the same kernel). Captured here, before initBackend
-// re-registers BatchMatMul (models/backend.ts); either version multiplies untransposed operands plainly.
+// Registered before initBackend re-registers BatchMatMul (models/backend.ts): whether the wasm backend is here.
 const wasmMatMul = tf.getKernel('BatchMatMul', 'wasm')
-const BATCHED = 'LmpBatchedMatMul'
-const swapLast = (rank: number) => [...Array(rank - 2).keys(), rank - 1, rank - 2]
-
-function batchedMatMul(a: tf.Tensor, b: tf.Tensor): tf.Tensor {
-  const size = a.size * b.size
-  if (tf.getBackend() !== 'wasm' || !wasmMatMul || size === 0) return tf.matMul(a, b)
-  return tf.engine().runKernel(BATCHED, { a, b }, {}) as tf.Tensor
-}
-
-if (wasmMatMul && !tf.getKernel(BATCHED, 'wasm')) {
-  tf.registerKernel({
-    kernelName: BATCHED,
-    backendName: 'wasm',
-    kernelFunc: ({ inputs, backend }) => {
-      const w = backend as any // BackendWasm: makeOutput, typedArrayFromHeap, disposeData
-      const a = inputs.a as tf.TensorInfo
-      const b = inputs.b as tf.TensorInfo
-      const r = a.shape.length
-      const [m, k] = a.shape.slice(r - 2)
-      const n = b.shape[r - 1]
-      const lead = a.shape.slice(0, r - 2)
-      if (b.shape.length !== r || b.shape.slice(0, r - 2).some((d, i) => d !== lead[i]) || b.shape[r - 2] !== k) {
-        throw new Error(`batched matMul: shapes [${a.shape}] and [${b.shape}] do not match`)
-      }
-      const out = w.makeOutput([...lead, m, n], 'float32')
-      const batch = lead.reduce((x, y) => x * y, 1)
-      for (let i = 0; i < batch; i++) {
-        // A fresh b tensor for every entry: XNNPACK caches its packed weights by the b tensor's id.
-        const ai = w.makeOutput([1, m, k], 'float32')
-        const bi = w.makeOutput([1, k, n], 'float32')
-        // Heap views are taken anew after each allocation: a growing wasm memory detaches old ones.
-        w.typedArrayFromHeap(ai).set(w.typedArrayFromHeap(a).subarray(i * m * k, (i + 1) * m * k))
-        w.typedArrayFromHeap(bi).set(w.typedArrayFromHeap(b).subarray(i * k * n, (i + 1) * k * n))
-        const oi = wasmMatMul.kernelFunc({ inputs: { a: ai, b: bi }, backend, attrs: { transposeA: false, transposeB: false } }) as tf.TensorInfo
-        w.typedArrayFromHeap(out).set(w.typedArrayFromHeap(oi), i * m * n)
-        for (const t of [ai, bi, oi]) w.disposeData(t.dataId)
-      }
-      return out
-    },
-  })
-  tf.registerGradient({
-    kernelName: BATCHED,
-    inputsToSave: ['a', 'b'],
-    gradFunc: (dy, saved) => {
-      const [a, b] = saved
-      const g = dy as tf.Tensor
-      return {
-        a: () => batchedMatMul(g, tf.transpose(b, swapLast(b.rank))),
-        b: () => batchedMatMul(tf.transpose(a, swapLast(a.rank)), g),
-      }
-    },
-  })
-}
 
 // wasm's Identity and Cast copy their input, even to the same dtype; the engine clones (Identity) every
 // tensor it saves for a gradient, and Mul's gradient casts float32 to float32: ~300 full copies per
@@ -313,6 +257,9 @@ export class TfOps implements Ops<tf.Tensor> {
     const lead = a.shape.slice(0, -1)
     return tf.reshape(plain(tf.reshape(a, [-1, a.shape[a.rank - 1]]) as tf.Tensor2D), [...lead, b.shape[1]!])
   }
+  matMulT(a: tf.Tensor, b: tf.Tensor) {
+    return a.rank > 2 ? batchedMatMul(a, b, false, true) : tf.matMul(a as tf.Tensor2D, b as tf.Tensor2D, false, true)
+  }
   fusedLstmCell(x: tf.Tensor, h: tf.Tensor, c: tf.Tensor, forget: boolean, dBlk: number) {
     return fusedLstmCellAvailable() && x.rank === 2 ? fusedLstmCell(x, h, c, forget, dBlk) : null
   }
@@ -324,6 +271,7 @@ export class TfOps implements Ops<tf.Tensor> {
   sigmoid(x: tf.Tensor) { return tf.sigmoid(x) }
   relu(x: tf.Tensor) { return tf.relu(x) }
   gelu(x: tf.Tensor) {
+    if (wasmKernelsAvailable() && x.dtype === 'float32') return fusedGelu(x)
     // GPT-2's tanh approximation 0.5 x (1 + tanh(√(2/π) (x + 0.044715 x³))), written with the identity
     // 0.5 (1 + tanh(z)) = σ(2z): wasm's Sigmoid is vectorized, its Tanh is ~7× slower. x·x·x, not pow.
     // onnx/trace.ts computes the same expression.
@@ -346,6 +294,7 @@ export class TfOps implements Ops<tf.Tensor> {
     return tf.range(start, start + ids.shape[1]!, 1, 'int32')
   }
   layerNorm(x: tf.Tensor, gain: tf.Tensor, bias: tf.Tensor, eps: number) {
+    if (wasmKernelsAvailable() && x.dtype === 'float32' && gain.rank === 1 && bias.rank === 1) return fusedLayerNorm(x, gain, bias, eps)
     const { mean, variance } = tf.moments(x, -1, true)
     return tf.add(tf.mul(tf.div(tf.sub(x, mean), tf.sqrt(tf.add(variance, eps))), gain), bias)
   }

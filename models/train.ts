@@ -25,6 +25,7 @@ import { appendLine, writeFileAtomic, WriteError } from '../src/io/atomic.ts'
 import { readSafetensors, writeSafetensors, type NamedTensor } from './safetensors.ts'
 import { createModel, forwardTf, initWeights, lossTf, type LanguageModel, type ModelConfig } from './lm.ts'
 import { TfOps } from './tf-ops.ts'
+import { fusedAdamW, wasmKernelsAvailable } from './wasm-kernels.ts'
 import { randomWindows, shuffledWindows, streamIds, tbpttStreams, type Position } from './data-order.ts'
 import { streamLoss } from './stream-eval.ts'
 
@@ -273,11 +274,20 @@ export async function train(opts: {
         const bc1 = 1 - c.beta1 ** t
         const bc2 = 1 - c.beta2 ** t
         names.forEach((_, i) => {
+          const p = varList[i]
+          if (wasmKernelsAvailable()) {
+            // The same steps as below in one wasm kernel (models/wasm-kernels.ts): ~15 kernels fewer a parameter.
+            const decay = decays[i] && c.weightDecay > 0 ? 1 - lr * c.weightDecay : 1
+            const [p2, m2, v2] = fusedAdamW(p, g[i], m[i], v[i], scale, { beta1: c.beta1, beta2: c.beta2, bc1, bc2, eps: c.eps, lr, decay })
+            m[i].assign(m2)
+            v[i].assign(v2)
+            p.assign(p2)
+            return
+          }
           const gi = tf.mul(g[i], scale)
           m[i].assign(tf.add(tf.mul(m[i], c.beta1), tf.mul(gi, 1 - c.beta1)))
           v[i].assign(tf.add(tf.mul(v[i], c.beta2), tf.mul(tf.square(gi), 1 - c.beta2)))
           const update = tf.div(tf.div(m[i], bc1), tf.add(tf.sqrt(tf.div(v[i], bc2)), c.eps))
-          const p = varList[i]
           const decayed = decays[i] && c.weightDecay > 0 ? tf.mul(p, 1 - lr * c.weightDecay) : p
           p.assign(tf.sub(decayed, tf.mul(update, lr)))
         })

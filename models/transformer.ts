@@ -141,20 +141,17 @@ export class TransformerLM {
     const project = (i: number) => o.add(o.matMul(x, o.sliceLast(w, i * d, d)), o.sliceLast(b, i * d, d))
     const split = (t: T) => o.reshape(t, [0, 0, c.nHead, this.headDim]) // [B, S, H, Dh]
     const q = o.transpose(split(o.scale(project(0), 1 / Math.sqrt(this.headDim))), [0, 2, 1, 3]) // [B, H, S, Dh]
-    const k = split(project(1))
+    const k = o.transpose(split(project(1)), [0, 2, 1, 3])
     const v = o.transpose(split(project(2)), [0, 2, 1, 3])
-    let keysT: T // [B, H, Dh, past+S], transposed explicitly: a transposed matMul operand is slow on wasm
-    let values: T
+    let keys = k // [B, H, past+S, Dh]
+    let values = v
     let present: KeyValue<T> | null = null
     if (past) {
-      present = { key: o.concat([past.key, o.transpose(k, [0, 2, 1, 3])], 2), value: o.concat([past.value, v], 2) }
-      keysT = o.transpose(present.key, [0, 1, 3, 2])
-      values = present.value
-    } else {
-      keysT = o.transpose(k, [0, 2, 3, 1])
-      values = v
+      keys = o.concat([past.key, k], 2)
+      values = o.concat([past.value, v], 2)
+      present = { key: keys, value: values }
     }
-    const probs = o.softmax(o.causalMask(o.matMul(q, keysT), attentionMask))
+    const probs = o.softmax(o.causalMask(o.matMulT(q, keys, 4), attentionMask))
     const heads = o.matMul(o.dropout(probs, c.p), values) // [B, H, S, Dh]
     const merged = o.reshape(o.transpose(heads, [0, 2, 1, 3]), [0, 0, d])
     const y = o.add(o.matMul(merged, o.param(`${pre}.c_proj.weight`)), o.param(`${pre}.c_proj.bias`))

@@ -95,6 +95,9 @@ export class OnnxOps implements Ops<string> {
   param(name: string) { return this.g.param(name) }
   constant(values: number[], shape: number[]) { return this.g.constant('float32', values, shape) }
   matMul(a: string, b: string) { return this.one('MatMul', [a, b]) }
+  matMulT(a: string, b: string, rank: number) {
+    return this.matMul(a, this.transpose(b, [...Array(rank - 2).keys(), rank - 1, rank - 2]))
+  }
   add(a: string, b: string) { return this.one('Add', [a, b]) }
   sub(a: string, b: string) { return this.one('Sub', [a, b]) }
   mul(a: string, b: string) { return this.one('Mul', [a, b]) }
