@@ -20,6 +20,7 @@ import { defaultWasmThreads, initBackend, wasmThreads } from '../models/backend.
 import { train } from '../models/train.ts'
 import { useFusedLstmCell } from '../models/lstm-cell.ts'
 import { useSharedIdentity } from '../models/tf-ops.ts'
+import { useWasmKernels } from '../models/wasm-kernels.ts'
 import { createModel, initWeights, MODEL_DEFAULTS, usePerTokenProjection, type ModelConfig } from '../models/lm.ts'
 import { serialize, type ExportOptions } from '../onnx/export.ts'
 import type { Weights } from '../onnx/trace.ts'
@@ -31,7 +32,7 @@ import { createTokenizer } from '../src/tokenizer/index.ts'
 import { median, report } from './util.ts'
 
 // A training measurement, when this process is one (LMP_BENCH_TRAIN: the variant as JSON, see trainSpeed).
-type TrainVariant = { model: 'LSTM' | 'GPT'; threads: number; perToken?: boolean; fused?: boolean; sharedIdentity?: boolean }
+type TrainVariant = { model: 'LSTM' | 'GPT'; threads: number; perToken?: boolean; fused?: boolean; sharedIdentity?: boolean; kernels?: boolean }
 const child: TrainVariant | undefined = process.env.LMP_BENCH_TRAIN ? JSON.parse(process.env.LMP_BENCH_TRAIN) : undefined
 const backend = await initBackend('auto', child ? { numThreads: child.threads } : {})
 const shakespeare = new URL('../../shared/data/tinyshakespeare/input.txt', import.meta.url).pathname
@@ -87,6 +88,7 @@ if (child) {
   usePerTokenProjection(child.perToken ?? true)
   useFusedLstmCell(child.fused ?? true)
   useSharedIdentity(child.sharedIdentity ?? true)
+  useWasmKernels(child.kernels ?? true)
   console.log(JSON.stringify({ threads: wasmThreads(), ...(await trainSteps(child.model === 'GPT' ? GPT : LSTM)) }))
   process.exit(0)
 }
@@ -209,12 +211,14 @@ await trainSpeed('LSTM-2000 (emb 64, 256 units)', 5000, {
   '1 thread, per-token projection, fused cell': { model: 'LSTM', threads: 1 },
   '1 thread, per position, elementary ops (before)': { model: 'LSTM', threads: 1, perToken: false, fused: false },
 }, 2)
-// Before and after issue 15: wasm's kernels on every core, and wasm's Identity and same-dtype Cast sharing
-// data instead of copying (models/tf-ops.ts: the engine clones every tensor it saves for a gradient).
+// Before and after issue 15: wasm's kernels on every core, wasm's Identity and same-dtype Cast sharing data
+// instead of copying (models/tf-ops.ts: the engine clones every tensor it saves for a gradient), and our own
+// wasm kernels (models/wasm-kernels.ts: attention's products read in place, Transpose, Sum over rows, AdamW).
 await trainSpeed('Transformer (2 pre-LN blocks, d 128, 4 heads, FF 512, context 64)', 3500, {
-  [`${threadsName(cores)}, shared Identity`]: { model: 'GPT', threads: cores },
-  '1 thread, shared Identity': { model: 'GPT', threads: 1 },
-  '1 thread, copying Identity (before)': { model: 'GPT', threads: 1, sharedIdentity: false },
+  [`${threadsName(cores)}, lmp's wasm kernels`]: { model: 'GPT', threads: cores },
+  [`${threadsName(cores)}, without lmp's wasm kernels`]: { model: 'GPT', threads: cores, kernels: false },
+  "1 thread, lmp's wasm kernels": { model: 'GPT', threads: 1 },
+  '1 thread, copying Identity, no wasm kernels (before)': { model: 'GPT', threads: 1, sharedIdentity: false, kernels: false },
 }, Number(process.env.LMP_BENCH_ROUNDS ?? 3))
 
 if (missed.length) {
