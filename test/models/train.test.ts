@@ -245,6 +245,9 @@ t.test('validation perplexity, the best checkpoint and metrics.jsonl', async (t)
   const before = tf.memory().numTensors
   const { result } = await run(dir, m, c)
   t.equal(tf.memory().numTensors, before, 'no tensor left behind')
+  // The Transformer too: on wasm its LayerNorm, GELU and AdamW run as our kernels (models/wasm-kernels.ts).
+  await run(tempDir(), modelConfig({ model: 'Transformer', dModel: 8, nHead: 2, dFf: 16, nLyr: 1, maxSeqLen: 16 }), c)
+  t.equal(tf.memory().numTensors, before, 'no tensor left behind by the Transformer')
   const rows = readMetrics(dir)
   const logs = rows.filter((r) => 'loss' in r)
   const evals = rows.filter((r) => 'valPpl' in r)
