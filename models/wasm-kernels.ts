@@ -7,6 +7,8 @@
 //     of elements of any size: [B, S, H, Dh] → [B, H, S, Dh] moves rows of Dh floats): 4×4 SIMD blocks or one
 //     memory.copy per element. TF.js's kernel moves one float at a time.
 //   - Sum over leading axes (a bias's gradient, [rows, cols] → [cols]): TF.js's Sum transposes first.
+//   - AdamW's update of a parameter, LayerNorm forward and backward, GELU's gradient: one pass each, where
+//     TF.js ops take ~15, ~10 + ~15 and ~12 kernels (each a pass over memory and a JavaScript call).
 // The kernels run on TF.js's heap (the memory is imported: shared in its threaded build), on the main
 // thread, single-threaded, and give the same numbers as TF.js's to float rounding: test/models/
 // wasm-kernels.test.ts holds them equal. Other backends never see them.
@@ -53,8 +55,8 @@ const registered = wasmMatMul !== undefined
 let enabled = true
 
 /**
- * Turns these kernels off: TF.js's Transpose and Sum run again, AdamW runs as TF.js ops (models/train.ts),
- * and batched products run as before them (explicit transposes, one XNNPACK product per batch entry).
+ * Turns these kernels off: TF.js's Transpose and Sum run again, AdamW, LayerNorm and GELU run as TF.js ops
+ * (models/train.ts, models/tf-ops.ts), and batched products run as before them (explicit transposes, one XNNPACK product per batch entry).
  * For the tests and the before/after bench (bench/models.bench.ts).
  */
 export function useWasmKernels(on: boolean) {
