@@ -45,6 +45,25 @@ function kernelsOf(backend: any): Kernels {
   return kernels
 }
 
+const failedOn = new WeakSet<object>() // backends' wasm modules the kernels did not load on (warned once)
+
+/**
+ * Whether the kernels load on this wasm backend (TF.js's memory found, the module instantiated). If they do
+ * not (a TF.js version laid out otherwise), one warning line, and training runs on TF.js's own kernels.
+ */
+export function loadWasmKernels(backend: object): boolean {
+  const wasm = (backend as { wasm?: object }).wasm ?? backend
+  if (failedOn.has(wasm)) return false
+  try {
+    kernelsOf(backend)
+    return true
+  } catch (err) {
+    failedOn.add(wasm)
+    process.stderr.write(`lmp: warning: ${(err as Error).message}; training runs on TF.js's own kernels\n`)
+    return false
+  }
+}
+
 const offsetOf = (backend: any, t: tf.TensorInfo): number => backend.dataIdMap.get(t.dataId).memoryOffset
 const product = (dims: readonly number[]) => dims.reduce((x, y) => x * y, 1)
 
@@ -71,7 +90,7 @@ export function useWasmKernels(on: boolean) {
 export function batchedMatMul(a: tf.Tensor, b: tf.Tensor, transposeA = false, transposeB = false): tf.Tensor {
   const plainTf = tf.getBackend() !== 'wasm' || !registered || a.dtype !== 'float32' || b.dtype !== 'float32' || a.size * b.size === 0
   if (plainTf) return tf.matMul(a, b, transposeA, transposeB)
-  if (!enabled) {
+  if (!enabled || !loadWasmKernels(tf.backend())) {
     const plain = (x: tf.Tensor, transposed: boolean) => (transposed ? tf.transpose(x, swapLast(x.rank)) : x)
     return tf.engine().runKernel(PER_ENTRY, { a: plain(a, transposeA), b: plain(b, transposeB) }, {}) as tf.Tensor
   }
@@ -203,7 +222,7 @@ if (transposeEntry && !transposeEntry.lmpFast) {
     const perm = (args.attrs as unknown as { perm: number[] }).perm.map((p) => (p < 0 ? p + x.shape.length : p))
     const plan = x.dtype === 'float32' || x.dtype === 'int32' ? asBatchedTranspose(x.shape, perm) : null
     // Elements of 2 or 3 floats would each be a memory.copy call: TF.js's loop is as good there.
-    if (!enabled || !plan || (plan.inner > 1 && plan.inner < 4) || product(x.shape) === 0) return original(args)
+    if (!enabled || !plan || (plan.inner > 1 && plan.inner < 4) || product(x.shape) === 0 || !loadWasmKernels(args.backend)) return original(args)
     const backend = args.backend as any
     const out = backend.makeOutput(perm.map((p) => x.shape[p]), x.dtype) as tf.TensorInfo
     kernelsOf(backend).transpose(offsetOf(backend, x), offsetOf(backend, out), plan.batch, plan.rows, plan.cols, 4 * plan.inner)
@@ -220,7 +239,7 @@ if (sumEntry && !sumEntry.lmpFast) {
     const { axis, keepDims } = args.attrs as unknown as { axis: number | number[]; keepDims: boolean }
     const axes = tf.util.parseAxisParam(axis, x.shape).sort((p, q) => p - q)
     const leading = axes.length > 0 && axes.every((p, i) => p === i)
-    if (!enabled || !leading || x.dtype !== 'float32' || product(x.shape) === 0) return original(args)
+    if (!enabled || !leading || x.dtype !== 'float32' || product(x.shape) === 0 || !loadWasmKernels(args.backend)) return original(args)
     const backend = args.backend as any
     const rest = x.shape.slice(axes.length)
     const out = backend.makeOutput(keepDims ? [...axes.map(() => 1), ...rest] : rest, 'float32') as tf.TensorInfo
@@ -245,7 +264,7 @@ export interface AdamWStep {
 
 /** Whether fusedAdamW, fusedLayerNorm and fusedGelu run here: on the wasm backend, unless turned off. */
 export function wasmKernelsAvailable() {
-  return enabled && tf.getBackend() === 'wasm' && registered
+  return enabled && tf.getBackend() === 'wasm' && registered && loadWasmKernels(tf.backend())
 }
 
 /**

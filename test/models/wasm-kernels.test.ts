@@ -7,7 +7,7 @@ import * as tf from '@tensorflow/tfjs-core'
 import { readFileSync } from 'node:fs'
 import { initBackend } from '../../models/backend.ts'
 import { TfOps } from '../../models/tf-ops.ts'
-import { asBatchedTranspose, batchedMatMul, fusedAdamW, useWasmKernels, wasmKernelsAvailable } from '../../models/wasm-kernels.ts'
+import { asBatchedTranspose, batchedMatMul, fusedAdamW, loadWasmKernels, useWasmKernels, wasmKernelsAvailable } from '../../models/wasm-kernels.ts'
 import { buildKernels } from '../../models/build-kernels.ts'
 import { createRng } from '../../src/infer/rng.ts'
 
@@ -51,6 +51,21 @@ t.test('on wasm the kernels are in place, and turned off they are not', wasmOnly
   } finally {
     useWasmKernels(true)
   }
+})
+
+t.test("where TF.js's memory is not found, one warning line and TF.js's own kernels", wasmOnly, async (t) => {
+  const warnings: string[] = []
+  const write = process.stderr.write
+  process.stderr.write = ((line: string) => warnings.push(line)) as typeof process.stderr.write
+  try {
+    const other = { wasm: { asm: {} } } // a TF.js build laid out otherwise
+    t.notOk(loadWasmKernels(other))
+    t.notOk(loadWasmKernels(other), 'asked again')
+  } finally {
+    process.stderr.write = write
+  }
+  t.same(warnings, ["lmp: warning: lmp's wasm kernels: TF.js's wasm memory was not found; training runs on TF.js's own kernels\n"], 'warned once')
+  t.ok(loadWasmKernels(tf.backend()), 'the real backend still has them')
 })
 
 t.test('batched products with either operand transposed equal plain loops, and so do their gradients', wasmOnly, async (t) => {
