@@ -187,7 +187,7 @@ export class TfOps implements Ops<tf.Tensor> {
   }
 
   /** Recurrent weights whose gradient is summed once over the sequence; see deferWeightGrad. */
-  private readonly deferred = new Map<tf.Tensor, { t: tf.Tensor; pairs: [tf.Tensor, tf.Tensor][] }>()
+  private readonly deferred = new Map<tf.Tensor, { t: tf.Tensor; pairs: [tf.Tensor, tf.Tensor][]; used: boolean }>()
 
   /**
    * Marks `w` (a recurrent weight, multiplied at every step) so that its gradient is one product over the
@@ -198,7 +198,7 @@ export class TfOps implements Ops<tf.Tensor> {
    */
   deferWeightGrad(seq: tf.Tensor, w: tf.Tensor): tf.Tensor {
     if (!this.training || tf.getBackend() !== 'wasm' || !this.weights.has(w) || this.deferred.has(w)) return seq
-    const entry = { t: tf.keep(tf.transpose(w)), pairs: [] as [tf.Tensor, tf.Tensor][] }
+    const entry = { t: tf.keep(tf.transpose(w)), pairs: [] as [tf.Tensor, tf.Tensor][], used: false }
     this.deferred.set(w, entry)
     const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
       const [x] = args as [tf.Tensor, tf.Tensor]
@@ -222,6 +222,20 @@ export class TfOps implements Ops<tf.Tensor> {
       }
     })
     return op(seq, w)
+  }
+
+  /**
+   * Whether this product with `w` defers its weight gradient: every use but the first. The first step's
+   * state may come from outside the graph (a carried TBPTT state), and TF.js's backprop skips a node none
+   * of whose inputs depends on a trained variable, so its (h, dy) would never be recorded: that product
+   * takes the plain path, whose gradient for w flows as usual.
+   */
+  private deferredUse(w: tf.Tensor): boolean {
+    const entry = this.deferred.get(w)
+    if (!entry) return false
+    const deferred = entry.used
+    entry.used = true
+    return deferred
   }
 
   /** h [m, k] × a deferred recurrent weight: its backward gives dh and records (h, dy) for dw. */
@@ -251,7 +265,7 @@ export class TfOps implements Ops<tf.Tensor> {
   matMul(a: tf.Tensor, b: tf.Tensor) {
     if (b.rank === a.rank && a.rank > 2) return batchedMatMul(a, b)
     const plain = (x: tf.Tensor2D) =>
-      this.deferred.has(b) ? this.deferredMatMul(x, b as tf.Tensor2D) :
+      this.deferredUse(b) ? this.deferredMatMul(x, b as tf.Tensor2D) :
       this.training && this.weights.has(b) && tf.getBackend() === 'wasm' ? this.weightMatMul(x, b as tf.Tensor2D) : tf.matMul(x, b as tf.Tensor2D)
     if (a.rank === 2) return plain(a as tf.Tensor2D)
     const lead = a.shape.slice(0, -1)
