@@ -54,7 +54,7 @@ if (wasmMatMul && !tf.getKernel(UNSTACK, 'wasm')) {
       })
     },
   })
-  tf.registerGradient({ kernelName: UNSTACK, gradFunc: (dy) => ({ x: () => tf.stack(dy as tf.Tensor[]) }) })
+  tf.registerGradient({ kernelName: UNSTACK, gradFunc: (dy) => ({ x: () => tf.stack(Array.isArray(dy) ? dy : [dy]) }) })
 }
 
 // The gradient of tf.gather (an embedding lookup) is UnsortedSegmentSum, which the wasm backend lacks
@@ -131,6 +131,9 @@ export function stackFirst(xs: tf.Tensor[]): tf.Tensor {
 
 /** x [n, ...] → n tensors [...] (tf.unstack along axis 0, without wasm's whole-input copies). */
 export function unstackFirst(x: tf.Tensor): tf.Tensor[] {
+  // One piece: a reshape. TF.js hands a one-output kernel's gradient a tensor, not a list, and its own
+  // Unpack gradient then fails in tf.stack (a recurrent model at --max-seq-len 1).
+  if (x.shape[0] === 1) return [tf.reshape(x, x.shape.slice(1))]
   if (tf.getBackend() !== 'wasm' || !wasmMatMul || x.dtype !== 'float32' || x.shape[0] === 0) return tf.unstack(x)
   return tf.engine().runKernel(UNSTACK, { x }, {}) as unknown as tf.Tensor[]
 }

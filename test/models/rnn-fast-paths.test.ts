@@ -124,3 +124,16 @@ t.test('embedding lookup and its gradient (repeated ids summed) equal one-hot pr
   t.same(gradient.arraySync(), [[0.5, 0.5, 0.5], [0, 0, 0], [4, 1, 3], [1, 2, 3]], 'row 2 gets both of its positions; unused rows 0')
   t.throws(() => o.embed(table, tf.tensor1d([4], 'int32')).dataSync(), 'an id outside the table is an error, not garbage')
 })
+
+t.test('a sequence of one step trains (TF.js hands a one-output kernel\'s gradient a tensor, not a list)', async (t) => {
+  for (const model of ['GRU', 'LSTM-2000']) {
+    const m = createModel({ ...MODEL_DEFAULTS, model, vocabSize: V, dEmb: 4, dHid: 5, nBlk: 5, dBlk: 1, nLyr: 2 } as ModelConfig)
+    const rng = createRng(3)
+    const data = initWeights(m, () => rng.next())
+    const vars = Object.fromEntries(Object.entries(m.params()).map(([n, s]) => [n, tf.variable(tf.tensor(data[n], s.shape), true, `one-step-${model}-${n}`)]))
+    const one = [[3], [4]]
+    const { value, grads } = tf.variableGrads(() => lossTf(forwardTf(m, new TfOps(vars, true), one).logits, [[5], [6]]).loss, Object.values(vars))
+    t.ok(Number.isFinite(value.dataSync()[0]), `${model}: a loss`)
+    t.equal(Object.keys(grads).length, Object.keys(vars).length, `${model}: a gradient for every weight`)
+  }
+})
