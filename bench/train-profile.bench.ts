@@ -4,7 +4,7 @@
 // Prints one JSON line per kernel name (CPU ms per step, calls per step, share of the step), biggest first,
 // with the current paths and as before (wasm's Identity copying). The two runs are one after the other, not
 // alternating: compare the kernels' shares here, and totals in bench/models.bench.ts.
-// A kernel that calls another inside (LmpBatchedMatMul → BatchMatMul) is counted in both.
+// A kernel that calls another registered kernel inside is counted in both (LmpBatchedMatMul calls none).
 // `npm run bench -- train-profile`; LMP_BENCH_STEPS sets the measured steps (default 8).
 import * as tf from '@tensorflow/tfjs-core'
 import { existsSync, mkdtempSync } from 'node:fs'

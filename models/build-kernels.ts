@@ -26,9 +26,15 @@ export async function buildKernels(source: string): Promise<Record<string, Buffe
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   const dir = new URL('.', import.meta.url)
-  const built = await buildKernels(readFileSync(new URL('kernels.wat', dir), 'utf8'))
-  for (const [name, bytes] of Object.entries(built)) {
-    writeFileSync(new URL(name, dir), bytes)
-    console.log(`models/${name}: ${bytes.length} bytes`)
+  try {
+    const built = await buildKernels(readFileSync(new URL('kernels.wat', dir), 'utf8'))
+    for (const [name, bytes] of Object.entries(built)) {
+      writeFileSync(new URL(name, dir), bytes)
+      console.log(`models/${name}: ${bytes.length} bytes`)
+    }
+  } catch (err) {
+    // wabt's message is the diagnostic (file:line:column and the line); its stack says nothing more.
+    console.error(`build:kernels: ${(err as Error).message.trim()}`)
+    process.exit(1)
   }
 }

@@ -126,7 +126,7 @@ t.test('embedding lookup and its gradient (repeated ids summed) equal one-hot pr
 })
 
 t.test('a sequence of one step trains (TF.js hands a one-output kernel\'s gradient a tensor, not a list)', async (t) => {
-  for (const model of ['GRU', 'LSTM-2000']) {
+  for (const model of ['GRU', 'LSTM-2000', 'Elman-Net']) {
     const m = createModel({ ...MODEL_DEFAULTS, model, vocabSize: V, dEmb: 4, dHid: 5, nBlk: 5, dBlk: 1, nLyr: 2 } as ModelConfig)
     const rng = createRng(3)
     const data = initWeights(m, () => rng.next())
