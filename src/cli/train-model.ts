@@ -231,16 +231,8 @@ async function runTraining(r: {
   // What killed writers left; nobody else writes here (the caller holds the folder's lock).
   removeTempFiles(dir)
   removeTempFiles(join(dir, 'onnx'))
-  // Ctrl-C ends the run as the signal would (exit 130), saying how to go on: checkpoints are written whole,
-  // and the next run removes a half-written file and takes over the lock.
-  const interrupted = () => {
-    process.stderr.write(`\nlmp: interrupted; the same command with --resume continues from exp/${r.name}'s last checkpoint\n`)
-    process.exit(130)
-  }
-  process.once('SIGINT', interrupted)
   const result = await train({ dir, modelConfig: r.modelConfig, trainConfig: r.trainConfig, tokenizer, samples: r.samples, validSamples: r.validSamples, resume: r.resume, init: r.init })
     .catch(async (e) => { throw backend.startsWith('wasm') && WASM_OUT_OF_MEMORY.test(String(e?.message)) ? await wasmOutOfMemory(r.name, dir) : e })
-    .finally(() => process.off('SIGINT', interrupted))
   const from = result.startStep > 0 ? ` (from step ${result.startStep})` : ''
   console.log(`trained ${result.steps} steps${from}: loss ${result.finalLoss.toFixed(4)}, ${Math.round(result.tokensPerSec)} tokens/s (${backend})`)
   if (result.best) console.log(`best checkpoint: ${result.best.step}, valid ppl ${result.best.valPpl.toFixed(4)} (best.json)`)

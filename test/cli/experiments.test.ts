@@ -171,21 +171,6 @@ t.test('2. one writer per experiment; a killed writer\'s lock does not block', a
   t.match(after.stdout, /exported checkpoint \d+ of racing/)
 })
 
-t.test('2b. Ctrl-C ends a training run with exit 130 and says how to go on', async (t) => {
-  const runDir = join(root, 'ctrl-c')
-  const child = spawn(process.execPath, [bin, ...train('ctrl-c', '--no-export'), '--total-step', '100000', '--ckpt-step', '5'], {
-    env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'],
-  })
-  let stderr = ''
-  child.stderr.on('data', (d) => (stderr += d))
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)))
-  while (!existsSync(join(runDir, 'ckpt-5.safetensors')) && child.exitCode === null) await new Promise((r) => setTimeout(r, 50))
-  child.kill('SIGINT')
-  t.equal(await exited, 130)
-  t.equal(stderr.trim().split('\n').at(-1), "lmp: interrupted; the same command with --resume continues from exp/ctrl-c's last checkpoint")
-  t.notOk(/\n\s+at /.test(stderr), 'no stack trace')
-})
-
 t.test('3a. --resume rewrites metrics.jsonl through a temp file and a rename', async (t) => {
   // --resume from checkpoint 2 rewrites metrics.jsonl without steps 3-6; the disk is full for it.
   const dir = copyExp('base', 'rewrite', /ckpt-[46]\./)
