@@ -276,21 +276,12 @@ export function fusedAdamW(p: tf.Tensor, g: tf.Tensor, m: tf.Tensor, v: tf.Tenso
   return tf.engine().runKernel(ADAMW, { p, g, m, v, clip }, s as any) as unknown as [tf.Tensor, tf.Tensor, tf.Tensor]
 }
 
-if (registered && !tf.getKernel(ADAMW, 'wasm')) {
-  tf.registerKernel({
-    kernelName: ADAMW,
-    backendName: 'wasm',
-    kernelFunc: ({ inputs, backend, attrs }) => {
-      const w = backend as any
-      const { p, g, m, v, clip } = inputs as Record<string, tf.TensorInfo>
-      const s = attrs as unknown as AdamWStep
-      const outs = [p, m, v].map((t) => w.makeOutput(t.shape, 'float32') as tf.TensorInfo)
-      kernelsOf(backend).adamw(offsetOf(w, p), offsetOf(w, g), offsetOf(w, m), offsetOf(w, v), ...outs.map((t) => offsetOf(w, t)) as [number, number, number],
-        product(p.shape), offsetOf(w, clip), s.beta1, 1 - s.beta1, s.beta2, 1 - s.beta2, s.bc1, s.bc2, s.eps, s.lr, s.decay)
-      return outs
-    },
-  })
-}
+heapKernel(ADAMW, (k, { p, g, m, v, clip }, s: AdamWStep, make, at) => {
+  const [[pOut, pAt], [mOut, mAt], [vOut, vAt]] = [p, m, v].map((t) => make(t.shape))
+  k.adamw(at(p), at(g), at(m), at(v), pAt, mAt, vAt, product(p.shape), at(clip),
+    s.beta1, 1 - s.beta1, s.beta2, 1 - s.beta2, s.bc1, s.bc2, s.eps, s.lr, s.decay)
+  return [pOut, mOut, vOut]
+})
 
 /** Registers a wasm kernel computing into new float32 outputs of the given shapes from the inputs' offsets. */
 function heapKernel(name: string, run: (k: Kernels, inputs: Record<string, tf.TensorInfo>, attrs: any, make: (shape: number[]) => [tf.TensorInfo, number], at: (t: tf.TensorInfo) => number) => tf.TensorInfo[]) {
